@@ -1,0 +1,143 @@
+"""Structures (``ase.Atoms``) to graph dictionaries: species, positions, cell, neighbour lists.
+
+Neighbour lists come from vesin (full lists, periodic shifts, mixed pbc, cells smaller than twice
+the cutoff so an atom sees its own images). Everything is validated here, before any model code
+runs, so a bad structure is reported by structure and atom index.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Optional, Sequence, Union
+
+import numpy as np
+import torch
+import vesin
+from ase import Atoms
+
+from . import keys
+
+#: Pairs closer than this (Å) are reported as overlapping atoms: their direction is undefined.
+MIN_DISTANCE = 1e-6
+
+Structures = Union[Atoms, Sequence[Atoms]]
+
+
+def as_structure_list(structures: Structures) -> list:
+    """Return ``structures`` as a non-empty list of ``ase.Atoms``."""
+    items = [structures] if isinstance(structures, Atoms) else list(structures)
+    if not items:
+        raise ValueError("no structures given")
+    for k, atoms in enumerate(items):
+        if not isinstance(atoms, Atoms):
+            raise TypeError(f"structure {k} is a {type(atoms).__name__}, expected ase.Atoms")
+        if len(atoms) == 0:
+            raise ValueError(f"structure {k} has no atoms")
+    return items
+
+
+def species_indices(atoms: Atoms, species: Sequence[str], structure: int = 0) -> np.ndarray:
+    """Map chemical symbols to indices into ``species``; an unknown element is named in the error."""
+    lookup = {s: i for i, s in enumerate(species)}
+    symbols = atoms.get_chemical_symbols()
+    for a, sym in enumerate(symbols):
+        if sym not in lookup:
+            raise ValueError(
+                f"structure {structure}, atom {a}: element '{sym}' is not one of the model's "
+                f"species {list(species)}"
+            )
+    return np.array([lookup[s] for s in symbols], dtype=np.int64)
+
+
+def _check_geometry(atoms: Atoms, structure: int) -> None:
+    pos = atoms.positions
+    bad = np.flatnonzero(~np.isfinite(pos).all(axis=1))
+    if bad.size:
+        a = int(bad[0])
+        raise ValueError(
+            f"structure {structure}, atom {a} has a non-finite position {tuple(pos[a])}"
+        )
+    cell = atoms.cell.array
+    if not np.isfinite(cell).all():
+        raise ValueError(f"structure {structure} has a non-finite cell")
+    for d in np.flatnonzero(atoms.pbc):
+        if np.linalg.norm(cell[d]) < 1e-8:
+            raise ValueError(
+                f"structure {structure} is periodic along cell vector {d}, which has zero length"
+            )
+
+
+def neighbour_list(atoms: Atoms, r_max: float, structure: int = 0):
+    """Full neighbour list of one structure within ``r_max`` (Å).
+
+    Returns ``(i, j, shift)``: centre indices, neighbour indices and integer cell shifts such that
+    ``r_j - r_i + shift @ cell`` is the edge vector. Each pair appears in both directions.
+    """
+    _check_geometry(atoms, structure)
+    i, j, shift, dist = vesin.NeighborList(cutoff=float(r_max), full_list=True).compute(
+        points=np.ascontiguousarray(atoms.positions, dtype=np.float64),
+        box=np.ascontiguousarray(atoms.cell.array, dtype=np.float64),
+        periodic=[bool(p) for p in atoms.pbc],
+        quantities="ijSd",
+    )
+    close = np.flatnonzero(dist < MIN_DISTANCE)
+    if close.size:
+        e = int(close[0])
+        raise ValueError(
+            f"structure {structure}: atoms {int(i[e])} and {int(j[e])} overlap "
+            f"(distance {dist[e]:.2e} Å)"
+        )
+    return i.astype(np.int64), j.astype(np.int64), shift.astype(np.float64)
+
+
+def atoms_to_graph(
+    structures: Structures,
+    species: Sequence[str],
+    r_max: float,
+    field: Optional[np.ndarray] = None,
+    dtype: torch.dtype = torch.float32,
+    device: Union[str, torch.device] = "cpu",
+) -> Dict[str, torch.Tensor]:
+    """Batch one or more structures into a graph dictionary (keys in :mod:`regnn_ff.data.keys`).
+
+    Args:
+        structures: an ``ase.Atoms`` or a list of them (positions in Å).
+        species: the model's chemical symbols; atom types are indices into this list.
+        r_max: neighbour cutoff in Å.
+        field: optional array ``[B, F]`` of per-structure applied fields (already validated
+            against the model's field irreps; E in V/Å, B in T).
+        dtype: floating dtype of positions, cell, shifts and field.
+        device: where the tensors are put.
+    """
+    items = as_structure_list(structures)
+    pos, spc, batch, cells, pbcs, edges, shifts = [], [], [], [], [], [], []
+    offset = 0
+    for k, atoms in enumerate(items):
+        spc.append(species_indices(atoms, species, k))
+        i, j, s = neighbour_list(atoms, r_max, k)
+        pos.append(atoms.positions)
+        batch.append(np.full(len(atoms), k, dtype=np.int64))
+        cells.append(atoms.cell.array)
+        pbcs.append(np.asarray(atoms.pbc, dtype=bool))
+        edges.append(np.stack([i, j]) + offset)
+        shifts.append(s)
+        offset += len(atoms)
+
+    def f(x):
+        return torch.as_tensor(np.asarray(x), dtype=dtype, device=device)
+
+    def i64(x):
+        return torch.as_tensor(np.asarray(x), dtype=torch.int64, device=device)
+
+    graph = {
+        keys.POSITIONS: f(np.concatenate(pos)),
+        keys.SPECIES: i64(np.concatenate(spc)),
+        keys.BATCH: i64(np.concatenate(batch)),
+        keys.NUM_ATOMS: i64([len(a) for a in items]),
+        keys.CELL: f(np.stack(cells)),
+        keys.PBC: torch.as_tensor(np.stack(pbcs), device=device),
+        keys.EDGE_INDEX: i64(np.concatenate(edges, axis=1)),
+        keys.EDGE_SHIFT: f(np.concatenate(shifts)),
+    }
+    if field is not None:
+        graph[keys.FIELD] = f(field).reshape(len(items), -1)
+    return graph

@@ -1,0 +1,80 @@
+"""Irreps bookkeeping and Clebsch–Gordan blocks shared by the layers.
+
+Features are stored *channel-major*: a tensor ``[N, C, D]`` holds C channels, each carrying the same
+per-channel irreps (multiplicity one each, total dimension D). Channel-wise ("uvu") products then
+act on the last axis only, which keeps per-edge tensors small and contiguous.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+from e3nn import o3
+
+
+def natural_irreps(l_max: int) -> o3.Irreps:
+    """``0e + 1o + 2e + ...`` up to ``l_max`` (multiplicity one each)."""
+    return o3.Irreps([(1, (l, (-1) ** l)) for l in range(l_max + 1)])
+
+
+def both_parity_irreps(l_max: int, mul: int = 1) -> o3.Irreps:
+    """``0e + 0o + 1o + 1e + 2e + 2o + ...`` up to ``l_max``, natural parity first in each l."""
+    out = []
+    for l in range(l_max + 1):
+        natural = (-1) ** l
+        out += [(mul, (l, natural)), (mul, (l, -natural))]
+    return o3.Irreps(out)
+
+
+def flat(irreps: o3.Irreps) -> List[o3.Irrep]:
+    """One entry per irrep *instance* (multiplicities expanded), in order."""
+    return [ir for mul, ir in o3.Irreps(irreps) for _ in range(mul)]
+
+
+def offsets(irreps: Sequence[o3.Irrep]) -> List[int]:
+    """Start index of each irrep instance in the flattened component axis."""
+    out, k = [], 0
+    for ir in irreps:
+        out.append(k)
+        k += ir.dim
+    return out
+
+
+def paths(
+    a: Sequence[o3.Irrep], b: Sequence[o3.Irrep], out: Sequence[o3.Irrep]
+) -> List[Tuple[int, int, int]]:
+    """All (i_a, i_b, i_out) allowed by the triangle rule and parity, ordered by i_a then i_b."""
+    found = []
+    for ia, ir_a in enumerate(a):
+        for ib, ir_b in enumerate(b):
+            for io, ir_o in enumerate(out):
+                if ir_o in ir_a * ir_b:
+                    found.append((ia, ib, io))
+    return found
+
+
+def clebsch_gordan(l1: int, l2: int, l3: int) -> torch.Tensor:
+    """Coupling tensor ``[2l1+1, 2l2+1, 2l3+1]`` in e3nn's real basis (float64).
+
+    Scaled by sqrt(2 l3 + 1) ("component" normalisation): coupling two unit-variance inputs gives a
+    unit-variance output component.
+    """
+    return o3.wigner_3j(l1, l2, l3, dtype=torch.float64) * math.sqrt(2 * l3 + 1)
+
+
+def fan_in(path_list: Sequence[Tuple[int, int, int]], num_out: int, extra: int = 1) -> List[float]:
+    """Per-path normalisation 1/sqrt(number of paths into the path's output irrep)."""
+    count = [0] * num_out
+    for _, _, io in path_list:
+        count[io] += extra
+    return [1.0 / math.sqrt(count[io]) for _, _, io in path_list]
+
+
+def slice_of(irreps: Sequence[o3.Irrep], target: o3.Irrep) -> Optional[slice]:
+    """Slice of the first instance of ``target`` in the component axis, or None if absent."""
+    for start, ir in zip(offsets(irreps), irreps):
+        if ir == target:
+            return slice(start, start + ir.dim)
+    return None

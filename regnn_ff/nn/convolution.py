@@ -13,10 +13,10 @@ import torch
 from e3nn import o3
 from torch import nn
 
-from .irreps import clebsch_gordan, fan_in, flat, offsets, paths
+from .irreps import ExactConstants, clebsch_gordan, fan_in, flat, offsets, paths
 
 
-class FilteredConvolution(nn.Module):
+class FilteredConvolution(ExactConstants):
     """m_i = Σ_j Σ_paths R_path(r_ij) · CG(x_j, h_ij), one radial weight per channel and path.
 
     Args:
@@ -55,9 +55,7 @@ class FilteredConvolution(nn.Module):
         self.dim_out = irreps_out.dim
         self.register_buffer("q_path", torch.tensor(q_path), persistent=False)
         self.register_buffer("q_comp", torch.tensor(q_comp), persistent=False)
-        self.register_buffer(
-            "coupling", coupling.reshape(irreps_filter.dim, -1).to(torch.get_default_dtype()), persistent=False
-        )
+        self.register_constant("coupling", coupling.reshape(irreps_filter.dim, -1))
 
     def forward(
         self,
@@ -85,7 +83,7 @@ class FilteredConvolution(nn.Module):
         return out.index_add(0, edge_index[0], messages)
 
 
-class NodeSourceProduct(nn.Module):
+class NodeSourceProduct(ExactConstants):
     """Per-atom entry of the source: y_i = TP_w(x_i, s), channel-wise with learnable path weights.
 
     This is how an atom with no neighbours (an isolated ion in a field) still feels θ and the field.
@@ -109,9 +107,7 @@ class NodeSourceProduct(nn.Module):
         self.num_paths = len(plist)
         self.dim_in = irreps_in.dim
         self.dim_out = irreps_out.dim
-        self.register_buffer(
-            "table", table.reshape(irreps_source.dim, -1).to(torch.get_default_dtype()), persistent=False
-        )
+        self.register_constant("table", table.reshape(irreps_source.dim, -1))
         self.weight = nn.Parameter(torch.randn(channels, len(plist)))
 
     def forward(self, x: torch.Tensor, source: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:

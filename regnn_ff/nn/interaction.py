@@ -69,6 +69,7 @@ class RelaxedInteraction(nn.Module):
         self.gate = Gate(self.irreps_out, self.irreps_out, channels)
         self.self_connection = SpeciesLinear(self.irreps_in, self.irreps_out, channels, channels, num_species)
         self.channels = channels
+        self.num_paths = self.convolution.num_paths
         self.inv_avg_num_neighbors = 1.0 / float(avg_num_neighbors)
 
     def forward(
@@ -90,7 +91,7 @@ class RelaxedInteraction(nn.Module):
         if self.filter is not None and source is not None:
             filter_map = self.filter(source)
         x_up = self.linear_up(x)
-        weights = self.radial(radial_basis).view(radial_basis.size(0), self.channels, -1)
+        weights = self.radial(radial_basis).view(radial_basis.size(0), self.channels, self.num_paths)
         message = self.convolution(x_up, sh, weights, edge_index, edge_batch, filter_map)
         message = message * self.inv_avg_num_neighbors
         if self.node_product is not None and source is not None:

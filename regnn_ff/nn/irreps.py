@@ -78,3 +78,28 @@ def slice_of(irreps: Sequence[o3.Irrep], target: o3.Irrep) -> Optional[slice]:
         if ir == target:
             return slice(start, start + ir.dim)
     return None
+
+
+class ExactConstants(torch.nn.Module):
+    """Base for modules holding exact constants (coupling tables) as buffers.
+
+    The constants are kept in float64 and re-cast from there whenever the module changes dtype or
+    device, so a model built in float32 and switched with ``.double()`` is exactly equivariant in
+    float64 (a float32-rounded Clebsch–Gordan table would break equivariance at ~1e-8).
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._exact: dict = {}
+
+    def register_constant(self, name: str, value: torch.Tensor) -> None:
+        self._exact[name] = value.detach().to("cpu")
+        dtype = torch.get_default_dtype() if value.is_floating_point() else value.dtype
+        self.register_buffer(name, value.to(dtype), persistent=False)
+
+    def _apply(self, fn, recurse=True):
+        super()._apply(fn, recurse)
+        for name, exact in self._exact.items():
+            current = getattr(self, name)
+            setattr(self, name, exact.to(device=current.device, dtype=current.dtype))
+        return self

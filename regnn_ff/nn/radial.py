@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
+from .irreps import ExactConstants
 
 
-class BesselBasis(nn.Module):
+class BesselBasis(ExactConstants):
     """b_n(r) = sqrt(2/r_max) sin(nπ r / r_max) / r · u(r / r_max), n = 1..num_basis; r in Å.
 
     u is the polynomial envelope of order p (DimeNet/NequIP): u(1) = u'(1) = u''(1) = 0, so energies
@@ -20,7 +20,9 @@ class BesselBasis(nn.Module):
         self.r_max = float(r_max)
         self.p = float(p)
         self.prefactor = math.sqrt(2.0 / r_max)
-        self.register_buffer("frequencies", torch.arange(1, num_basis + 1) * math.pi / r_max)
+        self.register_constant(
+            "frequencies", torch.arange(1, num_basis + 1, dtype=torch.float64) * math.pi / r_max
+        )
 
     def envelope(self, x: torch.Tensor) -> torch.Tensor:
         p = self.p

@@ -17,7 +17,7 @@ import torch
 from e3nn import o3
 from torch import nn
 
-from .irreps import both_parity_irreps, clebsch_gordan, fan_in, flat, offsets, paths
+from .irreps import ExactConstants, both_parity_irreps, clebsch_gordan, fan_in, flat, offsets, paths
 
 
 class RelaxedSource(nn.Module):
@@ -68,11 +68,13 @@ class RelaxedSource(nn.Module):
     def penalty(self) -> torch.Tensor:
         """Group norm of θ's non-0e blocks, Σ_blocks ||θ_block||₂ (dimensionless; 0 if strict)."""
         squares = self.theta.new_zeros(self.num_blocks + 1).index_add(0, self.block_of, self.theta.pow(2))
-        # The tiny offset keeps the gradient finite (zero) where a block is exactly zero.
-        return (squares[: self.num_blocks] + 1e-30).sqrt().sum()
+        squares = squares[: self.num_blocks]
+        # Exactly 0 for a zero block, with a zero (not NaN) gradient there.
+        norms = torch.where(squares > 0, squares.clamp_min(1e-30).sqrt(), torch.zeros_like(squares))
+        return norms.sum()
 
 
-class SourceFilter(nn.Module):
+class SourceFilter(ExactConstants):
     """h = TP_W(s, Y) with shared weights W, returned as the matrix that maps Y to h.
 
     ``forward(s [B, dim_source]) -> [B, dim_Y, dim_h]``; then ``h_e = Y_e @ out[b(e)]``.
@@ -98,7 +100,7 @@ class SourceFilter(nn.Module):
                   off_h[i_h] : off_h[i_h] + c.dim, p] = clebsch_gordan(a.l, b.l, c.l) * scale
         self.dim_sh = irreps_sh.dim
         self.dim_filter = irreps_filter.dim
-        self.register_buffer("table", table.reshape(irreps_source.dim, -1, len(plist)).to(torch.get_default_dtype()))
+        self.register_constant("table", table.reshape(irreps_source.dim, -1, len(plist)))
         self.weight = nn.Parameter(weight.to(torch.get_default_dtype()))
 
     def forward(self, source: torch.Tensor) -> torch.Tensor:

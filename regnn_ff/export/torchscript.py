@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Dict, Tuple, Union
 
@@ -22,9 +24,19 @@ METADATA_FILE = "regnn_ff.json"
 FORMAT_VERSION = 1
 
 
+@contextmanager
+def _torchscript_on_purpose():
+    # TorchScript is what openmm-torch's TorchForce and C++ hosts load; PyTorch now flags every
+    # jit call as deprecated, which tells our users nothing they can act on.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.", category=DeprecationWarning)
+        yield
+
+
 def compile_model(model: RelaxedPotential) -> torch.jit.ScriptModule:
     """TorchScript-compile ``model`` (in eval mode); its ``forward(graph, properties)`` is kept."""
-    return torch.jit.script(model.eval())
+    with _torchscript_on_purpose():
+        return torch.jit.script(model.eval())
 
 
 def metadata(model: RelaxedPotential) -> Dict[str, Any]:
@@ -56,7 +68,8 @@ def save_scripted(model: RelaxedPotential, path: Union[str, Path]) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        torch.jit.save(scripted, tmp, _extra_files=extra)
+        with _torchscript_on_purpose():
+            torch.jit.save(scripted, tmp, _extra_files=extra)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -75,7 +88,8 @@ def load_scripted(path: Union[str, Path], device: Union[str, torch.device] = "cp
         raise FileNotFoundError(f"{path}: no such model file")
     extra = {METADATA_FILE: ""}
     try:
-        module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
+        with _torchscript_on_purpose():
+            module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
     except RuntimeError as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ValueError(f"{path}: not a TorchScript model file ({first})") from None

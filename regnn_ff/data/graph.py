@@ -89,6 +89,59 @@ def neighbour_list(atoms: Atoms, r_max: float, structure: int = 0):
     return i.astype(np.int64), j.astype(np.int64), shift.astype(np.float64)
 
 
+def structure_graph(
+    atoms: Atoms,
+    species: Sequence[str],
+    r_max: float,
+    field: Optional[np.ndarray] = None,
+    dtype: torch.dtype = torch.float32,
+    structure: int = 0,
+) -> Dict[str, torch.Tensor]:
+    """Graph dictionary of one structure (a batch of one); see :func:`atoms_to_graph`.
+
+    Datasets build these once per frame and join them per batch with :func:`batch_graphs`.
+    """
+    spc = species_indices(atoms, species, structure)
+    i, j, shift = neighbour_list(atoms, r_max, structure)
+    graph = {
+        keys.POSITIONS: torch.tensor(atoms.positions, dtype=dtype),
+        keys.SPECIES: torch.from_numpy(spc),
+        keys.BATCH: torch.zeros(len(atoms), dtype=torch.int64),
+        keys.NUM_ATOMS: torch.tensor([len(atoms)]),
+        keys.CELL: torch.tensor(atoms.cell.array, dtype=dtype).unsqueeze(0),
+        keys.PBC: torch.tensor(np.asarray(atoms.pbc, dtype=bool)).unsqueeze(0),
+        keys.EDGE_INDEX: torch.from_numpy(np.stack([i, j])),
+        keys.EDGE_SHIFT: torch.tensor(shift, dtype=dtype),
+    }
+    if field is not None:
+        graph[keys.FIELD] = torch.tensor(np.asarray(field, dtype=np.float64), dtype=dtype).reshape(1, -1)
+    return graph
+
+
+def batch_graphs(graphs: Sequence[Dict[str, torch.Tensor]]) -> Dict[str, torch.Tensor]:
+    """Join single-structure graphs into one batch (atom indices offset, structure index per atom)."""
+    if not graphs:
+        raise ValueError("no graphs to batch")
+    counts = torch.cat([g[keys.NUM_ATOMS] for g in graphs])
+    offsets = torch.cumsum(counts, 0) - counts
+    out = {
+        keys.POSITIONS: torch.cat([g[keys.POSITIONS] for g in graphs]),
+        keys.SPECIES: torch.cat([g[keys.SPECIES] for g in graphs]),
+        keys.BATCH: torch.repeat_interleave(torch.arange(len(graphs)), counts),
+        keys.NUM_ATOMS: counts,
+        keys.CELL: torch.cat([g[keys.CELL] for g in graphs]),
+        keys.PBC: torch.cat([g[keys.PBC] for g in graphs]),
+        keys.EDGE_INDEX: torch.cat([g[keys.EDGE_INDEX] + o for g, o in zip(graphs, offsets.tolist())], dim=1),
+        keys.EDGE_SHIFT: torch.cat([g[keys.EDGE_SHIFT] for g in graphs]),
+    }
+    with_field = [keys.FIELD in g for g in graphs]
+    if any(with_field):
+        if not all(with_field):
+            raise ValueError("cannot batch structures with and without a field")
+        out[keys.FIELD] = torch.cat([g[keys.FIELD] for g in graphs])
+    return out
+
+
 def atoms_to_graph(
     structures: Structures,
     species: Sequence[str],
@@ -109,35 +162,6 @@ def atoms_to_graph(
         device: where the tensors are put.
     """
     items = as_structure_list(structures)
-    pos, spc, batch, cells, pbcs, edges, shifts = [], [], [], [], [], [], []
-    offset = 0
-    for k, atoms in enumerate(items):
-        spc.append(species_indices(atoms, species, k))
-        i, j, s = neighbour_list(atoms, r_max, k)
-        pos.append(atoms.positions)
-        batch.append(np.full(len(atoms), k, dtype=np.int64))
-        cells.append(atoms.cell.array)
-        pbcs.append(np.asarray(atoms.pbc, dtype=bool))
-        edges.append(np.stack([i, j]) + offset)
-        shifts.append(s)
-        offset += len(atoms)
-
-    def f(x):
-        return torch.as_tensor(np.asarray(x), dtype=dtype, device=device)
-
-    def i64(x):
-        return torch.as_tensor(np.asarray(x), dtype=torch.int64, device=device)
-
-    graph = {
-        keys.POSITIONS: f(np.concatenate(pos)),
-        keys.SPECIES: i64(np.concatenate(spc)),
-        keys.BATCH: i64(np.concatenate(batch)),
-        keys.NUM_ATOMS: i64([len(a) for a in items]),
-        keys.CELL: f(np.stack(cells)),
-        keys.PBC: torch.as_tensor(np.stack(pbcs), device=device),
-        keys.EDGE_INDEX: i64(np.concatenate(edges, axis=1)),
-        keys.EDGE_SHIFT: f(np.concatenate(shifts)),
-    }
-    if field is not None:
-        graph[keys.FIELD] = f(field).reshape(len(items), -1)
-    return graph
+    fields = [None] * len(items) if field is None else np.asarray(field).reshape(len(items), -1)
+    graphs = [structure_graph(a, species, r_max, f, dtype, k) for k, (a, f) in enumerate(zip(items, fields))]
+    return {k: v.to(device) for k, v in batch_graphs(graphs).items()}

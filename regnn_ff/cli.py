@@ -21,16 +21,100 @@ def _info(args: argparse.Namespace) -> None:
     print(json.dumps(meta, indent=2, ensure_ascii=False))
 
 
+def _train(args: argparse.Namespace) -> None:
+    from .train import TrainConfig, load_run_config, train
+
+    if args.resume:
+        config = load_run_config(args.resume, args.set)
+    elif args.config:
+        config = TrainConfig.from_yaml(args.config, args.set)
+    else:
+        raise ValueError("give a CONFIG.yaml, or --resume RUN_DIR")
+    train(config, resume=bool(args.resume))
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from .evaluate import evaluate
+    from .train.metrics import format_table
+
+    keys = dict(item.split("=", 1) for item in args.key)
+    metrics = evaluate(args.model, args.data, keys)
+    print(json.dumps(metrics, indent=1) if args.json else format_table({"data": metrics}))
+
+
+def _export(args: argparse.Namespace) -> None:
+    import torch
+
+    from .export import save_scripted
+    from .train.checkpoint import model_from_checkpoint
+
+    model = model_from_checkpoint(args.checkpoint)
+    if args.dtype:
+        model = model.to(getattr(torch, args.dtype))
+    path = save_scripted(model, args.output)
+    print(f"wrote {path}")
+
+
+def _label(args: argparse.Namespace) -> None:
+    from .data.label import label_file, sample_configurations, write_frames
+
+    if args.sample:
+        frames = sample_configurations(
+            args.sample, args.frames, temperature=args.temperature, field_max=args.field_max,
+            fixed_field=args.field, seed=args.seed,
+        )
+        write_frames(frames, args.output)
+        print(f"wrote {len(frames)} xTB-labelled frames of {args.sample} to {args.output}")
+    elif args.input:
+        count = label_file(args.input, args.output, field_key=args.field_key)
+        print(f"wrote {count} xTB-labelled frames to {args.output}")
+    else:
+        raise ValueError("give a structures file to label, or --sample MOLECULE")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="regnn", description="Relaxed-equivariant interatomic potentials.")
     sub = parser.add_subparsers(dest="command", required=True)
+
     demo = sub.add_parser("demo", help="build, check and export a relaxed model on a built-in water box")
     demo.add_argument("-o", "--output", default="regnn-demo", help="output directory (default: regnn-demo)")
     demo.add_argument("--molecules", type=int, default=8, help="water molecules in the box (default: 8)")
     demo.set_defaults(func=_demo)
+
     info = sub.add_parser("info", help="print the metadata stored in an exported model file")
     info.add_argument("model", help="a .pt file written by regnn")
     info.set_defaults(func=_info)
+
+    train = sub.add_parser("train", help="train a model from a YAML config")
+    train.add_argument("config", nargs="?", help="training config (YAML)")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config entry, e.g. optim.lr=1e-3")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last.ckpt")
+    train.set_defaults(func=_train)
+
+    evaluate = sub.add_parser("evaluate", help="error metrics of a checkpoint or exported model on labelled data")
+    evaluate.add_argument("model", help="a .ckpt or an exported .pt")
+    evaluate.add_argument("data", help="labelled structures (extxyz or any ASE format)")
+    evaluate.add_argument("--key", action="append", default=[], metavar="LABEL=NAME", help="label key in the file, e.g. energy=E")
+    evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    evaluate.set_defaults(func=_evaluate)
+
+    export = sub.add_parser("export", help="compile a checkpoint to a TorchScript model file")
+    export.add_argument("checkpoint", help="a .ckpt from a training run")
+    export.add_argument("-o", "--output", required=True, help="output .pt file")
+    export.add_argument("--dtype", choices=["float32", "float64"], help="precision of the exported model (default: as trained)")
+    export.set_defaults(func=_export)
+
+    label = sub.add_parser("label", help="GFN2-xTB energies, forces and dipoles under applied fields")
+    label.add_argument("input", nargs="?", help="structures to label (each frame's info['field'] in V/Å)")
+    label.add_argument("-o", "--output", required=True, help="output extxyz")
+    label.add_argument("--field-key", default="field", help="info key of the field in the input (default: field)")
+    label.add_argument("--sample", metavar="MOLECULE", help="generate frames of MOLECULE (ASE name or file) by xTB MD")
+    label.add_argument("-n", "--frames", type=int, default=100, help="frames to sample (default: 100)")
+    label.add_argument("--temperature", type=float, default=300.0, help="MD temperature in K (default: 300)")
+    label.add_argument("--field-max", type=float, default=0.0, help="random field magnitudes up to this, V/Å")
+    label.add_argument("--field", type=float, nargs=3, metavar=("EX", "EY", "EZ"), help="one fixed field (V/Å) instead")
+    label.add_argument("--seed", type=int, default=0)
+    label.set_defaults(func=_label)
     return parser
 
 

@@ -1,0 +1,57 @@
+"""Checkpoints: state dicts + configs + versions (never pickled modules), written atomically."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, Union
+
+import torch
+
+from ..nn.config import ModelConfig
+from ..nn.potential import RelaxedPotential
+
+FORMAT = "regnn-ff-checkpoint"
+VERSION = 1
+
+
+def save_checkpoint(state: Dict[str, Any], path: Union[str, Path]) -> None:
+    """Write ``state`` to ``path`` via a temporary file and a rename: a crash leaves the old file intact."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save({"format": FORMAT, "version": VERSION, **state}, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def load_checkpoint(path: Union[str, Path]) -> Dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint`; errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for foreign files
+        raise ValueError(f"{path}: not a regnn-ff checkpoint ({type(err).__name__})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a regnn-ff checkpoint")
+    if state.get("version") != VERSION:
+        raise ValueError(f"{path}: checkpoint version {state.get('version')} is not supported (expects {VERSION})")
+    return state
+
+
+def model_from_checkpoint(path: Union[str, Path], use_ema: bool = True) -> RelaxedPotential:
+    """The model stored in a checkpoint (EMA weights when present), in its training dtype, eval mode."""
+    state = load_checkpoint(path)
+    model = RelaxedPotential(ModelConfig.from_dict(state["model_config"], f"{path}: model_config"))
+    weights = state["ema_state"] if use_ema and state.get("ema_state") else state["model_state"]
+    dtype = getattr(torch, state.get("dtype", "float32"))
+    model = model.to(dtype)
+    model.load_state_dict(weights)
+    return model.eval()

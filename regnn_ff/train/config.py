@@ -1,0 +1,168 @@
+"""``TrainConfig``: every training hyperparameter in one YAML file, one dataclass per concern.
+
+Unknown keys are rejected with the file, the section and the key; ``--set section.key=value``
+overrides any entry from the command line.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import yaml
+
+from ..data.datasets import KeyMap
+from ..nn.config import ModelConfig
+
+
+@dataclass
+class DataConfig:
+    """Where the labelled frames come from (paths relative to the YAML file's folder)."""
+
+    train: str = ""
+    val: Optional[str] = None
+    test: Optional[str] = None
+    val_fraction: float = 0.1  # used when no val file is given
+    test_fraction: float = 0.1  # used when no test file is given
+    keys: Dict[str, str] = field(default_factory=dict)  # see KeyMap: energy, forces, stress, dipole, field
+
+
+@dataclass
+class LossConfig:
+    """Loss weights: energy per atom (eV²), forces (eV²/Å²), stress (eV²/Å⁶), dipole (e²Å²), and the
+    weight of the group-norm penalty on θ's non-scalar blocks (prefers the least symmetry breaking)."""
+
+    energy: float = 1.0
+    forces: float = 10.0
+    stress: float = 0.0
+    dipole: float = 0.0
+    theta_penalty: float = 1e-4
+
+
+@dataclass
+class OptimConfig:
+    """AdamW, learning rate reduced on plateaus of the validation loss, EMA of weights, early stopping."""
+
+    lr: float = 5e-3
+    weight_decay: float = 0.0
+    batch_size: int = 8
+    max_epochs: int = 100
+    patience: int = 30  # epochs without validation improvement before stopping
+    lr_factor: float = 0.5
+    lr_patience: int = 8
+    min_lr: float = 1e-5
+    ema_decay: float = 0.99  # 0 disables the EMA
+    grad_clip: float = 10.0  # max gradient norm; 0 disables clipping
+
+
+@dataclass
+class TrainConfig:
+    """A training run. ``model.species`` may be left out: it is then read from the training data."""
+
+    model: Dict[str, Any] = field(default_factory=dict)
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    run_dir: str = "runs/run"
+    seed: int = 0
+    dtype: str = "float32"
+    device: str = "cpu"
+
+    def __post_init__(self):
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"train config: 'dtype' must be float32 or float64, got {self.dtype!r}")
+        if not self.data.train:
+            raise ValueError("train config: 'data.train' (the training data file) is required")
+        if self.optim.batch_size < 1 or self.optim.max_epochs < 1:
+            raise ValueError("train config: 'optim.batch_size' and 'optim.max_epochs' must be >= 1")
+        KeyMap.from_dict(self.data.keys, "train config: data.keys")
+        probe = dict(self.model)
+        probe.setdefault("species", ["H"])
+        ModelConfig.from_dict(probe, "train config: model")
+
+    def model_config(self, species: Sequence[str]) -> ModelConfig:
+        """The model's config, with ``species`` filled in from the data when the YAML has none."""
+        data = dict(self.model)
+        data.setdefault("species", list(species))
+        return ModelConfig.from_dict(data, "train config: model")
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self, path: Union[str, Path]) -> None:
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any], source: str = "train config") -> "TrainConfig":
+        if not isinstance(data, dict):
+            raise ValueError(f"{source}: expected a mapping, got {type(data).__name__}")
+        sections = {"data": DataConfig, "loss": LossConfig, "optim": OptimConfig}
+        kwargs: Dict[str, Any] = {}
+        for key, value in data.items():
+            if key in sections:
+                kwargs[key] = _section(sections[key], value, f"{source}: {key}")
+            elif key in {f.name for f in dataclasses.fields(cls)}:
+                kwargs[key] = value
+            else:
+                raise ValueError(f"{source}: unknown key '{key}'{_hint(key, [f.name for f in dataclasses.fields(cls)])}")
+        try:
+            return cls(**kwargs)
+        except ValueError as err:
+            raise ValueError(f"{source}: {err}") from None
+
+    @classmethod
+    def from_yaml(cls, path: Union[str, Path], overrides: Sequence[str] = ()) -> "TrainConfig":
+        """Load ``path``, apply ``key=value`` overrides, and resolve data paths against its folder."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such config file")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ValueError(f"{path}: not valid YAML ({err})") from None
+        data = apply_overrides(data, overrides)
+        config = cls.from_dict(data, str(path))
+        base = path.resolve().parent
+        for name in ("train", "val", "test"):
+            value = getattr(config.data, name)
+            if value and not Path(value).is_absolute():
+                setattr(config.data, name, str(base / value))
+        return config
+
+
+def _hint(key: str, known: List[str]) -> str:
+    close = difflib.get_close_matches(str(key), known, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _section(cls, value: Any, where: str):
+    if value is None:
+        return cls()
+    if not isinstance(value, dict):
+        raise ValueError(f"{where}: expected a mapping, got {type(value).__name__}")
+    known = [f.name for f in dataclasses.fields(cls)]
+    for key in value:
+        if key not in known:
+            raise ValueError(f"{where}: unknown key '{key}'{_hint(key, known)}")
+    return cls(**value)
+
+
+def apply_overrides(data: Dict[str, Any], overrides: Sequence[str]) -> Dict[str, Any]:
+    """``["optim.lr=1e-3", "model.l_relaxed=2"]`` → a copy of ``data`` with those entries set (values parsed as YAML)."""
+    data = copy.deepcopy(data)
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"--set expects key=value, got '{item}'")
+        dotted, raw = item.split("=", 1)
+        parts = dotted.strip().split(".")
+        node = data
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"--set {dotted}: '{part}' is not a section")
+        node[parts[-1]] = yaml.safe_load(raw)
+    return data

@@ -136,7 +136,7 @@ def sample_configurations(
     """
     from ase.constraints import FixCom
     from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+    from ase.md.velocitydistribution import thermalize_momenta
 
     if n_frames < 1:
         raise ValueError(f"n_frames must be >= 1, got {n_frames}")
@@ -144,7 +144,7 @@ def sample_configurations(
     atoms = as_molecule(molecule)
     atoms.pbc = False
     atoms.calc = XTBFieldCalculator(fixed_field, method)
-    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
+    thermalize_momenta(atoms, temperature_K=temperature, rng=rng)
     atoms.set_constraint(FixCom())  # a net force from the field must not drift the molecule away
     dyn = Langevin(atoms, timestep * units.fs, temperature_K=temperature, friction=0.02, fixcm=False, rng=rng)
     frames = []

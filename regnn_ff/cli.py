@@ -11,7 +11,7 @@ from typing import List, Optional
 def _demo(args: argparse.Namespace) -> None:
     from .demo import run_demo
 
-    run_demo(args.output, molecules=args.molecules)
+    run_demo(args.output, frames=args.frames, epochs=args.epochs)
 
 
 def _info(args: argparse.Namespace) -> None:
@@ -76,9 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="regnn", description="Relaxed-equivariant interatomic potentials.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="build, check and export a relaxed model on a built-in water box")
+    demo = sub.add_parser("demo", help="label water under fields with xTB, train a field-input relaxed model, export it")
     demo.add_argument("-o", "--output", default="regnn-demo", help="output directory (default: regnn-demo)")
-    demo.add_argument("--molecules", type=int, default=8, help="water molecules in the box (default: 8)")
+    demo.add_argument("--frames", type=int, default=160, help="xTB-labelled frames (default: 160)")
+    demo.add_argument("--epochs", type=int, default=30, help="training epochs (default: 30)")
     demo.set_defaults(func=_demo)
 
     info = sub.add_parser("info", help="print the metadata stored in an exported model file")

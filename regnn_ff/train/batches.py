@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Union
 
 import numpy as np
 import torch
@@ -31,7 +31,7 @@ class GraphCache:
     def __len__(self) -> int:
         return len(self.frames)
 
-    def batch(self, indices: Sequence[int]) -> Dict[str, torch.Tensor]:
+    def batch(self, indices: Sequence[int], device: Union[str, torch.device] = "cpu") -> Dict[str, torch.Tensor]:
         """Graph batch plus ``ref_*`` label tensors and ``has_*`` masks (missing labels are zeros)."""
         out = batch_graphs([self.graphs[k] for k in indices])
         frames = [self.frames[k] for k in indices]
@@ -45,7 +45,7 @@ class GraphCache:
         out["ref_forces"] = torch.tensor(
             np.concatenate([f.labels.get("forces", np.zeros((len(f.atoms), 3))) for f in frames]), dtype=self.dtype
         )
-        return out
+        return {k: v.to(device) for k, v in out.items()}
 
 
 def label_counts(batch: Dict[str, torch.Tensor]) -> Dict[str, float]:

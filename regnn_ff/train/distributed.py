@@ -14,6 +14,7 @@ import torch.distributed as dist
 class Context:
     rank: int = 0
     world_size: int = 1
+    local_rank: int = 0
 
     @property
     def is_main(self) -> bool:
@@ -27,7 +28,13 @@ class Context:
             return cls()
         if not dist.is_initialized():
             dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
-        return cls(rank=dist.get_rank(), world_size=dist.get_world_size())
+        return cls(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+
+    def device(self, requested: str) -> torch.device:
+        """``cuda`` means this rank's GPU (``cuda:LOCAL_RANK``) under torchrun; anything else as given."""
+        if requested == "cuda" and self.world_size > 1:
+            return torch.device(f"cuda:{self.local_rank}")
+        return torch.device(requested)
 
     def sum_gradients(self, model: torch.nn.Module) -> None:
         if self.world_size == 1:

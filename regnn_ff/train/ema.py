@@ -48,4 +48,5 @@ class WeightEMA:
 
     def load_state_dict(self, state: Dict) -> None:
         self.steps = int(state["steps"])
-        self.shadow = {k: v.clone() for k, v in state["shadow"].items()}
+        current = self.model.state_dict()
+        self.shadow = {k: v.to(current[k].device).clone() for k, v in state["shadow"].items()}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Dict, List, Sequence, Union
 
 import numpy as np
 import torch
@@ -18,7 +18,8 @@ UNITS = {
 }
 
 
-def error_metrics(model: Callable, cache: GraphCache, properties: Sequence[str], batch_size: int = 16) -> Dict[str, float]:
+def error_metrics(model: Callable, cache: GraphCache, properties: Sequence[str], batch_size: int = 16,
+                  device: Union[str, torch.device] = "cpu") -> Dict[str, float]:
     """``{energy_mae, energy_rmse, forces_mae, ...}`` in the units of :data:`UNITS` over labelled frames.
 
     ``model`` is anything called as ``model(graph, properties)``: an eager RelaxedPotential or a
@@ -26,8 +27,10 @@ def error_metrics(model: Callable, cache: GraphCache, properties: Sequence[str],
     """
     errors: Dict[str, List[np.ndarray]] = {name: [] for name in UNITS}
     for start in range(0, len(cache), batch_size):
-        batch = cache.batch(range(start, min(start + batch_size, len(cache))))
+        batch = cache.batch(range(start, min(start + batch_size, len(cache))), device)
         out = model(batch, list(properties))
+        batch = {k: v.cpu() for k, v in batch.items()}
+        out = {k: v.detach().cpu() for k, v in out.items()}
         n = batch["num_atoms"].double().numpy()
         if "energy" in out:
             mask = batch["has_energy"].numpy()

@@ -154,7 +154,8 @@ def train(config: TrainConfig, resume: bool = False, echo: Callable[[str], None]
     if run_dir.joinpath("last.ckpt").exists() and not resume:
         raise ValueError(f"{run_dir} already holds a training run; resume it with --resume or choose another run_dir")
     prepared = prepare(config)
-    model, props = prepared.model, prepared.properties
+    device = ctx.device(config.device)
+    model, props = prepared.model.to(device), prepared.properties
     optimizer = _optimizer(model, config)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, factor=config.optim.lr_factor, patience=config.optim.lr_patience, min_lr=config.optim.min_lr
@@ -192,12 +193,12 @@ def train(config: TrainConfig, resume: bool = False, echo: Callable[[str], None]
         batches = epoch_batches(len(prepared.train), config.optim.batch_size, config.seed, epoch)
         bar = tqdm(batches, desc=f"epoch {epoch + 1}", leave=False, disable=not show_bar)
         for indices in bar:
-            counts = label_counts(prepared.train.batch(indices)) if ctx.world_size > 1 else None
+            counts = label_counts(prepared.train.batch(indices)) if ctx.world_size > 1 else None  # global counts
             mine = indices[ctx.rank :: ctx.world_size]
             optimizer.zero_grad(set_to_none=True)
-            loss = torch.zeros((), dtype=model.embedding.dtype)
+            loss = torch.zeros((), dtype=model.embedding.dtype, device=device)
             if mine:
-                batch = prepared.train.batch(mine)
+                batch = prepared.train.batch(mine, device)
                 out = model(batch, props)
                 loss = total_loss(loss_terms(out, batch, counts or label_counts(batch)), config.loss)
             if ctx.is_main and config.loss.theta_penalty > 0:
@@ -214,7 +215,7 @@ def train(config: TrainConfig, resume: bool = False, echo: Callable[[str], None]
             bar.set_postfix(loss=f"{loss_sum / seen:.4g}")
         model.eval()
         with ema.applied():
-            val_metrics = error_metrics(model, prepared.val, props)
+            val_metrics = error_metrics(model, prepared.val, props, device=device)
         val_loss = validation_loss(val_metrics, config)
         scheduler.step(val_loss)
         improved = val_loss < best

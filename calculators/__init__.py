@@ -1,5 +1,16 @@
 """Adapters from regnn-ff models to MD engines, imported as ``regnn_ff.calculators``.
 
-The core package (``regnn_ff``) never imports from here; each adapter is a thin layer over the
-model and imports its engine (ASE, OpenMM) only where it is used.
+- :class:`REGNNCalculator`: ASE calculator (energy, forces, stress, dipole; field as a parameter).
+- :func:`create_force` / :func:`add_force`: OpenMM ``TorchForce`` or ``PythonForce`` with the field
+  as global parameters.
+- ``MLPotential("regnn", modelPath=...)``: the openmm-ml plugin (:mod:`.openmmml`).
+
+The core package (``regnn_ff``) never imports from here; each adapter imports its engine only
+where it is used.
 """
+
+from .ase import REGNNCalculator
+from .loader import LoadedModel, load_model
+from .openmm import add_force, create_force
+
+__all__ = ["LoadedModel", "REGNNCalculator", "add_force", "create_force", "load_model"]

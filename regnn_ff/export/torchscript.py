@@ -25,7 +25,7 @@ FORMAT_VERSION = 1
 
 
 @contextmanager
-def _torchscript_on_purpose():
+def torchscript_on_purpose():
     # TorchScript is what openmm-torch's TorchForce and C++ hosts load; PyTorch now flags every
     # jit call as deprecated, which tells our users nothing they can act on.
     with warnings.catch_warnings():
@@ -35,7 +35,7 @@ def _torchscript_on_purpose():
 
 def compile_model(model: RelaxedPotential) -> torch.jit.ScriptModule:
     """TorchScript-compile ``model`` (in eval mode); its ``forward(graph, properties)`` is kept."""
-    with _torchscript_on_purpose():
+    with torchscript_on_purpose():
         return torch.jit.script(model.eval())
 
 
@@ -54,6 +54,8 @@ def metadata(model: RelaxedPotential) -> Dict[str, Any]:
         "field_irreps": config.field_irreps,
         "l_relaxed": config.l_relaxed,
         "relaxed_irreps": model.relaxed_irreps(),
+        "properties": ["energy", "forces", "stress"] + (["dipole"] if model.dipole_start >= 0 else []),
+        "dipole_start": model.dipole_start,
         "config": config.to_dict(),
         "versions": {"regnn_ff": __version__, "torch": torch.__version__, "e3nn": e3nn.__version__},
     }
@@ -68,7 +70,7 @@ def save_scripted(model: RelaxedPotential, path: Union[str, Path]) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        with _torchscript_on_purpose():
+        with torchscript_on_purpose():
             torch.jit.save(scripted, tmp, _extra_files=extra)
         os.replace(tmp, path)
     finally:
@@ -88,7 +90,7 @@ def load_scripted(path: Union[str, Path], device: Union[str, torch.device] = "cp
         raise FileNotFoundError(f"{path}: no such model file")
     extra = {METADATA_FILE: ""}
     try:
-        with _torchscript_on_purpose():
+        with torchscript_on_purpose():
             module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
     except RuntimeError as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

@@ -1,0 +1,91 @@
+"""TorchScript modules in OpenMM's calling convention around a regnn-ff model.
+
+OpenMM passes positions in nm (all particles of the System), the box in nm when the force is
+periodic, then the global parameters in the order they were added, here the field in V/nm. The
+module picks the model's atoms, builds the neighbour list with vesin-torch (on the positions'
+device), calls the model, and returns the energy in kJ/mol; OpenMM differentiates it for forces
+and for the energy-parameter derivatives (−dipole).
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Optional
+
+import torch
+from torch import nn
+from vesin_torch import NeighborList
+
+from regnn_ff.data import keys
+from regnn_ff.data.units import ANGSTROM_PER_NM, KJ_PER_MOL_PER_EV
+
+
+class OpenMMEnergy(nn.Module):
+    """Shared body; the subclasses only fix ``forward``'s signature for OpenMM."""
+
+    def __init__(self, model: nn.Module, species, atom_indices, r_max: float, periodic: bool,
+                 dtype: torch.dtype, field_dim: int, field_scale: float = 1.0):
+        super().__init__()
+        self.model = model
+        self.register_buffer("species", torch.as_tensor(species, dtype=torch.long))
+        self.register_buffer("atom_indices", torch.as_tensor(atom_indices, dtype=torch.long))
+        self.r_max = float(r_max)
+        self.periodic = bool(periodic)
+        self.dtype = dtype
+        self.field_dim = int(field_dim)
+        self.field_scale = float(field_scale)  # OpenMM parameter units -> the model's field units
+        self.angstrom_per_nm = float(ANGSTROM_PER_NM)
+        self.kj_per_mol_per_ev = float(KJ_PER_MOL_PER_EV)
+
+    def energy(self, positions: torch.Tensor, box: Optional[torch.Tensor], field: Optional[torch.Tensor]) -> torch.Tensor:
+        pos = positions.index_select(0, self.atom_indices).to(self.dtype) * self.angstrom_per_nm
+        if box is not None and self.periodic:
+            cell = box.to(self.dtype) * self.angstrom_per_nm
+        else:
+            cell = torch.zeros(3, 3, dtype=self.dtype, device=pos.device)
+        nl = NeighborList(cutoff=self.r_max, full_list=True)
+        i, j, shift = nl.compute(points=pos.detach(), box=cell.detach(), periodic=self.periodic, quantities="ijS", copy=True)
+        n = pos.size(0)
+        graph: Dict[str, torch.Tensor] = {
+            keys.POSITIONS: pos,
+            keys.SPECIES: self.species,
+            keys.BATCH: torch.zeros(n, dtype=torch.long, device=pos.device),
+            keys.NUM_ATOMS: torch.tensor([n], dtype=torch.long, device=pos.device),
+            keys.CELL: cell.unsqueeze(0),
+            keys.PBC: torch.full((1, 3), self.periodic, dtype=torch.bool, device=pos.device),
+            keys.EDGE_INDEX: torch.stack([i.to(torch.long), j.to(torch.long)]),
+            keys.EDGE_SHIFT: shift.to(self.dtype),
+        }
+        if field is not None:
+            graph[keys.FIELD] = (field.to(self.dtype) * self.field_scale).view(1, -1)
+        energy = self.model(graph, [keys.ENERGY])[keys.ENERGY].sum() * self.kj_per_mol_per_ev
+        return energy.to(positions.dtype)
+
+
+class PeriodicWithField(OpenMMEnergy):
+    def forward(self, positions: torch.Tensor, box: torch.Tensor, ex: torch.Tensor, ey: torch.Tensor, ez: torch.Tensor) -> torch.Tensor:
+        field = torch.stack([ex.to(positions).reshape(()), ey.to(positions).reshape(()), ez.to(positions).reshape(())])
+        return self.energy(positions, box, field)
+
+
+class PeriodicNoField(OpenMMEnergy):
+    def forward(self, positions: torch.Tensor, box: torch.Tensor) -> torch.Tensor:
+        return self.energy(positions, box, None)
+
+
+class MoleculeWithField(OpenMMEnergy):
+    def forward(self, positions: torch.Tensor, ex: torch.Tensor, ey: torch.Tensor, ez: torch.Tensor) -> torch.Tensor:
+        field = torch.stack([ex.to(positions).reshape(()), ey.to(positions).reshape(()), ez.to(positions).reshape(())])
+        return self.energy(positions, None, field)
+
+
+class MoleculeNoField(OpenMMEnergy):
+    def forward(self, positions: torch.Tensor) -> torch.Tensor:
+        return self.energy(positions, None, None)
+
+
+def openmm_module(model: nn.Module, species, atom_indices, r_max: float, periodic: bool, dtype: torch.dtype,
+                  field_dim: int, field_scale: float = 1.0) -> OpenMMEnergy:
+    """The module whose ``forward`` matches how OpenMM will call it (field: 0 or 3 parameters)."""
+    cls = {(True, True): PeriodicWithField, (True, False): PeriodicNoField,
+           (False, True): MoleculeWithField, (False, False): MoleculeNoField}[(periodic, field_dim == 3)]
+    return cls(model, species, atom_indices, r_max, periodic, dtype, field_dim, field_scale)

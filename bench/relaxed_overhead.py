@@ -9,10 +9,9 @@ relaxed / strict and field / strict, measured in the same process on the same st
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
+from timing import time_interleaved
 
 from regnn_ff import RelaxedPotential
 from regnn_ff.data.structures import water_box
@@ -23,20 +22,6 @@ VARIANTS = {
     "field input (1x1o)": {"field_irreps": "1x1o"},
     "relaxed + field": {"l_relaxed": 2, "field_irreps": "1x1o"},
 }
-
-
-def time_interleaved(calls: dict, repeats: int) -> dict:
-    """Median seconds per call of each callable, run round-robin so drifts in machine load hit all alike."""
-    for call in calls.values():
-        for _ in range(3):
-            call()
-    times = {name: [] for name in calls}
-    for _ in range(repeats):
-        for name, call in calls.items():
-            start = time.perf_counter()
-            call()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
 import torch
+from e3nn import o3
 
 from regnn_ff.export import compile_model, load_scripted
 from regnn_ff.export.torchscript import metadata as model_metadata
@@ -34,15 +35,17 @@ class LoadedModel:
         return getattr(torch, self.metadata["dtype"])
 
     @property
-    def field_dim(self) -> int:
-        from e3nn import o3
+    def field_irreps(self) -> o3.Irreps:
+        return o3.Irreps(self.metadata.get("field_irreps") or "")
 
-        irreps = self.metadata.get("field_irreps")
-        return o3.Irreps(irreps).dim if irreps else 0
+    @property
+    def field_dim(self) -> int:
+        return self.field_irreps.dim
 
     @property
     def has_dipole(self) -> bool:
-        return "dipole" in self.metadata.get("properties", [])
+        """The dipole is −dE/d(first 1o block of the field)."""
+        return any(ir == o3.Irrep("1o") for _, ir in self.field_irreps)
 
 
 def load_model(model: Union[str, Path, RelaxedPotential], device: Union[str, torch.device] = "cpu",

@@ -3,7 +3,8 @@
 1. label water configurations with GFN2-xTB under random electric fields (``DIR/data.xyz``),
 2. train a relaxed model whose source is θ ⊕ E (``DIR/run/``) and print its error table,
 3. export it to TorchScript (``DIR/model.pt``) and check the file reproduces the checkpoint,
-4. check numerically that rotating molecule and field together rotates forces and dipole.
+4. check numerically that rotating molecule and field together rotates forces and dipole,
+5. run a short OpenMM simulation of the exported model (registered by the OpenMM adapter).
 """
 
 from __future__ import annotations
@@ -21,6 +22,13 @@ from .export import save_scripted
 from .train import TrainConfig, model_from_checkpoint, train
 
 FIELD_MAX = 1.0  # V/Å
+
+
+def md_steps():
+    """MD runs that adapters register (entry point group ``regnn_ff.demo_md``) to end the demo with."""
+    from importlib.metadata import entry_points
+
+    return [entry.load() for entry in entry_points(group="regnn_ff.demo_md")]
 
 
 def demo_config(data: Path, run_dir: Path, epochs: int) -> TrainConfig:
@@ -66,10 +74,12 @@ def run_demo(output_dir: Union[str, Path] = "regnn-demo", frames: int = 160, epo
     rot = model.compute(moved, field=rotation @ field, properties=props)
     equivariance = max(abs(rot["energy"] - ref["energy"]), np.abs(rot["forces"] - ref["forces"] @ rotation.T).max(),
                        np.abs(rot["dipole"] - rotation @ ref["dipole"]).max())
-    breaking = max(float(model.layers[k].source.penalty()) for k in range(len(model.layers)))
+    breaking = max(float(model.layers[k].source.penalty().detach()) for k in range(len(model.layers)))
     echo(f"dipole of water in E = {field.tolist()} V/Å: {np.round(ref['dipole'].astype(float), 3).tolist()} e·Å")
     echo(f"θ learned non-scalar blocks of total norm {breaking:.1e} at most per layer (random field directions "
          f"leave nothing to break), so rotating molecule and field together changes energy, forces and dipole "
          f"by at most {equivariance:.1e}")
+    for step in md_steps():
+        step(path, echo)
     return {"model_path": str(path), "export_agreement": agreement, "equivariance_error": equivariance,
             "theta_breaking": breaking, "forces_mae": from_checkpoint.get("forces_mae")}

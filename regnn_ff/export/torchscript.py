@@ -54,8 +54,6 @@ def metadata(model: RelaxedPotential) -> Dict[str, Any]:
         "field_irreps": config.field_irreps,
         "l_relaxed": config.l_relaxed,
         "relaxed_irreps": model.relaxed_irreps(),
-        "properties": ["energy", "forces", "stress"] + (["dipole"] if model.dipole_start >= 0 else []),
-        "dipole_start": model.dipole_start,
         "config": config.to_dict(),
         "versions": {"regnn_ff": __version__, "torch": torch.__version__, "e3nn": e3nn.__version__},
     }

@@ -17,7 +17,6 @@ import openmm
 import torch
 from ase import units
 from ase.md.langevin import Langevin
-from openmm import unit
 
 from regnn_ff import RelaxedPotential
 from regnn_ff.calculators import REGNNCalculator, create_force, load_model

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Optional, Sequence, Union
 
 import numpy as np
-import torch
 from ase.calculators.calculator import Calculator, all_changes
 
 from regnn_ff.data.graph import atoms_to_graph

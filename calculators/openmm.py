@@ -49,6 +49,20 @@ def _species_indices(loaded: LoadedModel, symbols: Sequence[str]) -> list:
     return [lookup[s] for s in symbols]
 
 
+def _import_openmmtorch():
+    import logging
+
+    # openmmtorch imports the old 'simtk.openmm' alias, which logs a deprecation warning on the root
+    # logger that users can do nothing about.
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        import openmmtorch
+    finally:
+        logging.disable(previous)
+    return openmmtorch
+
+
 def create_force(model: Union[str, Path, RelaxedPotential, LoadedModel], symbols: Sequence[str],
                  atoms: Optional[Sequence[int]] = None, periodic: bool = False,
                  field: Optional[Sequence[float]] = None, backend: str = "torch"):
@@ -64,8 +78,6 @@ def create_force(model: Union[str, Path, RelaxedPotential, LoadedModel], symbols
             (``openmm.PythonForce``). ``"torch"`` falls back to ``"python"`` with a warning when
             openmm-torch is not installed.
     """
-    import openmm
-
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     loaded = model if isinstance(model, LoadedModel) else load_model(model)
@@ -79,7 +91,7 @@ def create_force(model: Union[str, Path, RelaxedPotential, LoadedModel], symbols
         raise ValueError(f"field must have {len(names)} values for this model, got {len(values)}")
     if backend == "torch":
         try:
-            import openmmtorch
+            openmmtorch = _import_openmmtorch()
         except ImportError:
             warnings.warn("openmm-torch is not installed: using openmm.PythonForce instead of TorchForce")
             backend = "python"

@@ -235,3 +235,18 @@ def test_openmm_ml_create_system_and_mixed_system(water_model_file):
     assert ml_energy * EV_PER_KJ == pytest.approx(e_first, rel=1e-6)
     total = context.getState(getEnergy=True).getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
     assert np.isfinite(total) and total != ml_energy  # the classical waters are still there
+
+
+def test_torch_backend_falls_back_to_python_force_without_openmm_torch(field_model, monkeypatch):
+    import regnn_ff.calculators.openmm as adapter
+
+    def missing():
+        raise ImportError("no openmmtorch")
+
+    monkeypatch.setattr(adapter, "_import_openmmtorch", missing)
+    atoms = molecule_cluster()
+    with pytest.warns(UserWarning, match="openmm-torch is not installed"):
+        force = create_force(field_model, atoms.get_chemical_symbols(), field=FIELD * 10.0)
+    assert isinstance(force, openmm.PythonForce)
+    energy, _ = _energy_forces(_context(atoms, force))
+    assert energy == pytest.approx(_ase(field_model, atoms, FIELD)[0], rel=1e-6)

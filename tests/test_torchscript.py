@@ -62,3 +62,19 @@ def test_loading_a_file_that_is_not_a_model_names_it(tmp_path):
         load_scripted(plain)
     with pytest.raises(FileNotFoundError, match="missing.pt"):
         load_scripted(tmp_path / "missing.pt")
+
+
+def test_a_model_file_from_another_format_version_is_refused(tmp_path):
+    import json
+
+    from regnn_ff.export.torchscript import METADATA_FILE
+
+    model = small_model()
+    path = save_scripted(model, tmp_path / "model.pt")
+    extra = {METADATA_FILE: ""}
+    module = torch.jit.load(str(path), _extra_files=extra)
+    meta = json.loads(extra[METADATA_FILE])
+    meta["format_version"] = 99
+    torch.jit.save(module, str(tmp_path / "future.pt"), _extra_files={METADATA_FILE: json.dumps(meta)})
+    with pytest.raises(ValueError, match=r"future.pt: regnn-ff model format 99 is not supported by this version \(expects 1\)"):
+        load_scripted(tmp_path / "future.pt")

@@ -51,7 +51,7 @@ def main() -> None:
         run = train(config, echo=lambda line: None)
         results[name] = json.loads((run / "summary.json").read_text())["test"]
         print(f"{name}: done", flush=True)
-    header = f"| model | energy MAE (meV/atom) | force MAE (meV/Å) | dipole MAE (e·mÅ) |"
+    header = "| model | energy MAE (meV/atom) | force MAE (meV/Å) | dipole MAE (e·mÅ) |"
     print("\n" + header + "\n|---|---|---|---|")
     for name, m in results.items():
         dipole = f"{m['dipole_mae']:.1f}" if "dipole_mae" in m else "–"

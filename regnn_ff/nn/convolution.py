@@ -13,7 +13,7 @@ import torch
 from e3nn import o3
 from torch import nn
 
-from .irreps import ExactConstants, clebsch_gordan, fan_in, flat, offsets, paths
+from .irreps import ExactConstants, couplings
 
 
 class FilteredConvolution(ExactConstants):
@@ -32,24 +32,15 @@ class FilteredConvolution(ExactConstants):
 
     def __init__(self, irreps_in: o3.Irreps, irreps_filter: o3.Irreps, irreps_out: o3.Irreps):
         super().__init__()
-        x_irs, h_irs, o_irs = flat(irreps_in), flat(irreps_filter), flat(irreps_out)
-        plist = paths(x_irs, h_irs, o_irs)
-        if not plist:
-            raise ValueError(f"no coupling path from {irreps_in} x {irreps_filter} to {irreps_out}")
-        norm = fan_in(plist, len(o_irs))
-        off_x, off_h, off_o = offsets(x_irs), offsets(h_irs), offsets(o_irs)
+        plist = couplings(irreps_in, irreps_filter, irreps_out)
         # Slot q = (path, component of x): z[e, c, q] = R[e, c, path(q)] * x_j[e, c, comp(q)].
-        q_path, q_comp, blocks = [], [], []
-        for p, (ix, ih, io) in enumerate(plist):
-            a, b, c = x_irs[ix], h_irs[ih], o_irs[io]
-            cg = clebsch_gordan(a.l, b.l, c.l) * norm[p]
-            for m in range(a.dim):
-                q_path.append(p)
-                q_comp.append(off_x[ix] + m)
-                blocks.append((off_h[ih], b.dim, off_o[io], c.dim, cg[m]))
-        coupling = torch.zeros(irreps_filter.dim, len(q_path), irreps_out.dim, dtype=torch.float64)
-        for q, (h0, hd, o0, od, block) in enumerate(blocks):
-            coupling[h0 : h0 + hd, q, o0 : o0 + od] = block
+        q_path, q_comp = [], []
+        coupling = torch.zeros(irreps_filter.dim, sum(p.ir_a.dim for p in plist), irreps_out.dim, dtype=torch.float64)
+        for k, path in enumerate(plist):
+            for m in range(path.ir_a.dim):
+                coupling[path.b, len(q_path), path.out] = path.cg[m]
+                q_path.append(k)
+                q_comp.append(path.a.start + m)
         self.num_paths = len(plist)
         self.num_slots = len(q_path)
         self.dim_out = irreps_out.dim
@@ -92,18 +83,10 @@ class NodeSourceProduct(ExactConstants):
 
     def __init__(self, irreps_in: o3.Irreps, irreps_source: o3.Irreps, irreps_out: o3.Irreps, channels: int):
         super().__init__()
-        x_irs, s_irs, o_irs = flat(irreps_in), flat(irreps_source), flat(irreps_out)
-        plist = paths(x_irs, s_irs, o_irs)
-        if not plist:
-            raise ValueError(f"no coupling path from {irreps_in} x {irreps_source} to {irreps_out}")
-        norm = fan_in(plist, len(o_irs))
-        off_x, off_s, off_o = offsets(x_irs), offsets(s_irs), offsets(o_irs)
+        plist = couplings(irreps_in, irreps_source, irreps_out)
         table = torch.zeros(irreps_source.dim, len(plist), irreps_in.dim, irreps_out.dim, dtype=torch.float64)
-        for p, (ix, i_s, io) in enumerate(plist):
-            a, b, c = x_irs[ix], s_irs[i_s], o_irs[io]
-            table[off_s[i_s] : off_s[i_s] + b.dim, p, off_x[ix] : off_x[ix] + a.dim, off_o[io] : off_o[io] + c.dim] = (
-                clebsch_gordan(a.l, b.l, c.l).permute(1, 0, 2) * norm[p]
-            )
+        for k, path in enumerate(plist):
+            table[path.b, k, path.a, path.out] = path.cg.permute(1, 0, 2)
         self.num_paths = len(plist)
         self.dim_in = irreps_in.dim
         self.dim_out = irreps_out.dim

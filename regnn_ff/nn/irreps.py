@@ -8,6 +8,7 @@ act on the last axis only, which keeps per-edge tensors small and contiguous.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
 import torch
@@ -70,6 +71,42 @@ def fan_in(path_list: Sequence[Tuple[int, int, int]], num_out: int, extra: int =
     for _, _, io in path_list:
         count[io] += extra
     return [1.0 / math.sqrt(count[io]) for _, _, io in path_list]
+
+
+@dataclass(frozen=True)
+class Coupling:
+    """One allowed coupling a ⊗ b → out between irrep instances.
+
+    ``a``, ``b``, ``out`` are the instances' slices on their component axes, ``ir_*`` their irreps,
+    ``cg`` the coupling tensor ``[dim a, dim b, dim out]`` already scaled by 1/sqrt(number of
+    couplings into the same output instance).
+    """
+
+    a: slice
+    b: slice
+    out: slice
+    ir_a: o3.Irrep
+    ir_b: o3.Irrep
+    ir_out: o3.Irrep
+    cg: torch.Tensor
+
+
+def couplings(irreps_a: o3.Irreps, irreps_b: o3.Irreps, irreps_out: o3.Irreps) -> List[Coupling]:
+    """Every coupling of ``irreps_a ⊗ irreps_b → irreps_out`` (ordered by a, then b); raises if none."""
+    a, b, out = flat(irreps_a), flat(irreps_b), flat(irreps_out)
+    plist = paths(a, b, out)
+    if not plist:
+        raise ValueError(f"no coupling path from {irreps_a} x {irreps_b} to {irreps_out}")
+    norm = fan_in(plist, len(out))
+    off_a, off_b, off_o = offsets(a), offsets(b), offsets(out)
+    return [
+        Coupling(
+            a=slice(off_a[ia], off_a[ia] + a[ia].dim), b=slice(off_b[ib], off_b[ib] + b[ib].dim),
+            out=slice(off_o[io], off_o[io] + out[io].dim), ir_a=a[ia], ir_b=b[ib], ir_out=out[io],
+            cg=clebsch_gordan(a[ia].l, b[ib].l, out[io].l) * scale,
+        )
+        for (ia, ib, io), scale in zip(plist, norm)
+    ]
 
 
 def slice_of(irreps: Sequence[o3.Irrep], target: o3.Irrep) -> Optional[slice]:

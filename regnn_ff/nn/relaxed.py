@@ -17,7 +17,7 @@ import torch
 from e3nn import o3
 from torch import nn
 
-from .irreps import ExactConstants, both_parity_irreps, clebsch_gordan, fan_in, flat, offsets, paths
+from .irreps import ExactConstants, both_parity_irreps, clebsch_gordan, couplings
 
 
 class RelaxedSource(nn.Module):
@@ -84,20 +84,17 @@ class SourceFilter(ExactConstants):
 
     def __init__(self, irreps_source: o3.Irreps, irreps_sh: o3.Irreps, irreps_filter: o3.Irreps):
         super().__init__()
-        src, sh, out = flat(irreps_source), flat(irreps_sh), flat(irreps_filter)
-        plist = paths(src, sh, out)
-        norm = fan_in(plist, len(out))
-        off_s, off_y, off_h = offsets(src), offsets(sh), offsets(out)
-        n_scalar = sum(ir == o3.Irrep("0e") for ir in src)
+        plist = couplings(irreps_source, irreps_sh, irreps_filter)
+        n_scalar = sum(mul for mul, ir in irreps_source if ir == o3.Irrep("0e"))
         table = torch.zeros(irreps_source.dim, irreps_sh.dim, irreps_filter.dim, len(plist), dtype=torch.float64)
         weight = torch.randn(len(plist), dtype=torch.float64)
-        for p, (i_s, i_y, i_h) in enumerate(plist):
-            a, b, c = src[i_s], sh[i_y], out[i_h]
-            scale = norm[p]
-            if a == o3.Irrep("0e"):
-                scale, weight[p] = n_scalar ** -0.5, 1.0
-            table[off_s[i_s] : off_s[i_s] + a.dim, off_y[i_y] : off_y[i_y] + b.dim,
-                  off_h[i_h] : off_h[i_h] + c.dim, p] = clebsch_gordan(a.l, b.l, c.l) * scale
+        for k, path in enumerate(plist):
+            cg = path.cg
+            if path.ir_a == o3.Irrep("0e"):
+                # Scalar sources pass Y through unchanged at initialisation (the strict convolution).
+                cg = clebsch_gordan(0, path.ir_b.l, path.ir_out.l) * n_scalar**-0.5
+                weight[k] = 1.0
+            table[path.a, path.b, path.out, k] = cg
         self.dim_sh = irreps_sh.dim
         self.dim_filter = irreps_filter.dim
         self.register_constant("table", table.reshape(irreps_source.dim, -1, len(plist)))

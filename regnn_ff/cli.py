@@ -72,6 +72,19 @@ def _label(args: argparse.Namespace) -> None:
         raise ValueError("give a structures file to label, or --sample MOLECULE")
 
 
+def _analyze(args: argparse.Namespace) -> None:
+    from .analysis import write_report
+
+    report = write_report(args.model, args.output, threshold=args.threshold, tolerance=args.tolerance)
+    print(report["summary"])
+    for k, layer in enumerate(report["layers"]):
+        norms = ", ".join(f"{name} {value:.3g}" for name, value in layer["block_norms"].items() if name != "0e")
+        print(f"layer {k}: |block| / |0e|: {norms}; polar {layer['polar_vector']}, axial {layer['axial_vector']}")
+    if "beyond_field" in report:
+        print(report["beyond_field"])
+    print(f"wrote {args.output}/report.json")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="regnn", description="Relaxed-equivariant interatomic potentials.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -104,6 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("-o", "--output", required=True, help="output .pt file")
     export.add_argument("--dtype", choices=["float32", "float64"], help="precision of the exported model (default: as trained)")
     export.set_defaults(func=_export)
+
+    analyze = sub.add_parser("analyze", help="which symmetry θ breaks: block norms, directions, point group, plots")
+    analyze.add_argument("model", help="a .ckpt or an exported .pt")
+    analyze.add_argument("-o", "--output", default="analysis", help="output directory (default: analysis)")
+    analyze.add_argument("--threshold", type=float, default=0.02, help="significant block: norm >= this × |0e| (default 0.02)")
+    analyze.add_argument("--tolerance", type=float, default=0.01, help="symmetry: |gθ − θ| < this × max|θ| (default 0.01)")
+    analyze.set_defaults(func=_analyze)
 
     label = sub.add_parser("label", help="GFN2-xTB energies, forces and dipoles under applied fields")
     label.add_argument("input", nargs="?", help="structures to label (each frame's info['field'] in V/Å)")

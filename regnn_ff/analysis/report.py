@@ -1,0 +1,122 @@
+"""``analyze``: what a relaxed model learned about the symmetry of its data, as a JSON-ready dict."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from e3nn import o3
+
+from ..nn.potential import RelaxedPotential
+from .blocks import axis_angle_degrees, block_norms, quadrupole_axes, vector_direction
+from .symmetry import point_group
+
+Source = Union[RelaxedPotential, str, Path, Tuple[str, Sequence]]
+
+
+def relaxed_weights_of(source: Source) -> Tuple[Optional[str], List[np.ndarray], Optional[str]]:
+    """(θ irreps, θ per layer, field irreps) from a model, a ``.ckpt``, an exported ``.pt``, or
+    a pair ``(irreps, [θ, ...])``."""
+    if isinstance(source, tuple):
+        irreps, thetas = source
+        return str(o3.Irreps(irreps)), [np.asarray(t, dtype=np.float64) for t in thetas], None
+    if isinstance(source, RelaxedPotential):
+        return source.relaxed_irreps(), [t.double().numpy() for t in source.relaxed_weights()], source.config.field_irreps
+    path = Path(source)
+    if path.suffix == ".ckpt":
+        from ..train.checkpoint import model_from_checkpoint
+
+        return relaxed_weights_of(model_from_checkpoint(path))
+    from ..export import load_scripted
+
+    module, meta = load_scripted(path)
+    if meta.get("relaxed_irreps") is None:
+        return None, [], meta.get("field_irreps")
+    state = module.state_dict()
+    thetas = [state[f"layers.{k}.source.theta"].double().numpy() for k in range(meta["config"]["num_layers"])]
+    return meta["relaxed_irreps"], thetas, meta.get("field_irreps")
+
+
+def _significant(irreps: o3.Irreps, theta: np.ndarray, norms: Dict[str, float], threshold: float) -> np.ndarray:
+    """θ with every block below ``threshold`` (relative to the 0e part) set to zero."""
+    out = np.array(theta, dtype=np.float64)
+    for (_, ir), sl in zip(irreps, irreps.slices()):
+        if ir != o3.Irrep("0e") and norms[str(ir)] < threshold:
+            out[sl] = 0.0
+    return out
+
+
+def analyze(source: Source, threshold: float = 0.02, tolerance: float = 0.01) -> Dict[str, Any]:
+    """The symmetry report of a relaxed model.
+
+    Args:
+        source: a RelaxedPotential, a checkpoint or exported model path, or ``(irreps, [θ per layer])``.
+        threshold: a block counts as significant when its norm is at least this fraction of the
+            0e part's; smaller blocks are treated as zero when finding the point group.
+        tolerance: an operation is a symmetry when it changes the (significant) θ of every layer by
+            less than this fraction of θ's largest entry.
+
+    Returns a dict with ``point_group`` (Schoenflies, ``O(3)`` for a scalar-only θ, ``SO(3)`` when
+    only a pseudoscalar breaks it), ``layers`` (each: ``block_norms``, ``significant``,
+    ``polar_vector``, ``axial_vector``, ``quadrupole``), the angles between layers' axes, the
+    symmetry elements found, and a one-line ``summary``.
+    """
+    irreps_str, thetas, field_irreps = relaxed_weights_of(source)
+    report: Dict[str, Any] = {"relaxed_irreps": irreps_str, "field_irreps": field_irreps,
+                              "threshold": threshold, "tolerance": tolerance}
+    if irreps_str is None:
+        report.update(point_group="O(3)", layers=[], elements=None,
+                      summary="strictly equivariant model (no relaxed weights): it preserves all of O(3)")
+        return report
+    irreps = o3.Irreps(irreps_str)
+    layers, cleaned = [], []
+    for theta in thetas:
+        norms = block_norms(irreps, theta)
+        kept = _significant(irreps, theta, norms, threshold)
+        cleaned.append(kept)
+        layers.append({
+            "block_norms": norms,
+            "significant": [name for name, value in norms.items() if name != "0e" and value >= threshold],
+            "polar_vector": vector_direction(irreps, kept, "1o"),
+            "axial_vector": vector_direction(irreps, kept, "1e"),
+            "quadrupole": quadrupole_axes(irreps, kept, "2e"),
+            "theta": [float(x) for x in theta],
+        })
+    group, elements = point_group(irreps, cleaned, tolerance)
+    report["point_group"] = group
+    report["layers"] = layers
+    report["elements"] = {
+        "inversion": elements.inversion,
+        "rotation_axes": [{"axis": [float(x) for x in a], "order": "inf" if n == np.inf else int(n)} for a, n in elements.rotations],
+        "mirror_normals": [[float(x) for x in m] for m in elements.mirrors],
+    }
+    for kind in ("polar_vector", "axial_vector"):
+        report[f"{kind}_angles_between_layers"] = [
+            axis_angle_degrees(layers[k][kind], layers[k + 1][kind]) for k in range(len(layers) - 1)
+        ]
+    broken = sorted({name for layer in layers for name in layer["significant"]})
+    if field_irreps:
+        beyond = (f"beyond the given field ({field_irreps}), θ breaks O(3) down to {group}"
+                  if broken else f"θ learned nothing beyond the given field ({field_irreps})")
+        report["beyond_field"] = beyond
+    report["summary"] = (f"θ preserves {group}" + (f"; significant blocks: {', '.join(broken)}" if broken else "; θ is scalar"))
+    return report
+
+
+def write_report(source: Source, output_dir: Union[str, Path], threshold: float = 0.02, tolerance: float = 0.01) -> Dict[str, Any]:
+    """:func:`analyze`, then ``report.json`` and ``theta_layers.png`` in ``output_dir``."""
+    from .plots import plot_layers
+
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    report = analyze(source, threshold, tolerance)
+    if report["relaxed_irreps"] is not None:
+        thetas = [np.array(layer["theta"]) for layer in report["layers"]]
+        report["plot"] = str(plot_layers(o3.Irreps(report["relaxed_irreps"]), thetas, out / "theta_layers.png"))
+    tmp = out / ".report.json.tmp"
+    tmp.write_text(json.dumps(report, indent=1, ensure_ascii=False))
+    tmp.replace(out / "report.json")
+    return report

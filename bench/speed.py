@@ -1,0 +1,141 @@
+"""One command for speed: regnn-ff against a same-width MACE on periodic water boxes, in one run.
+
+    python bench/speed.py [--sizes 64 216 512 1000] [--repeats 10] [--no-mace]
+
+Times energy + forces (neighbour list included, float32, median of --repeats calls after warm-up,
+torch threads = physical cores) of our strict, relaxed (l_relaxed=2) and field-input (1x1o) models
+at MACE's width (2 layers, 32 channels, l ≤ 2), and the MACE peer through its own ASE calculator. The
+peer lives in its own virtual environment (``bench/.mace-venv``, created on first use: mace-torch
+pins e3nn 0.4.4, so it is never a dependency of the project). Also: peak memory at the largest box
+(ours and MACE, each in a fresh process), float32 vs float64 energies, the OpenMM step / raw call
+ratio for both backends and ASE MD steps per second at the smallest box. Prints one table and
+writes it as CSV (``bench/results/speed.csv``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import ase.io
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from timing import time_interleaved  # noqa: E402
+
+from regnn_ff import RelaxedPotential  # noqa: E402
+from regnn_ff.data.structures import water_box  # noqa: E402
+
+VARIANTS = {"strict": {}, "relaxed": {"l_relaxed": 2}, "field": {"field_irreps": "1x1o"}}
+MACE_VENV = HERE / ".mace-venv"
+MACE_PACKAGES = ["torch>=2.10,<2.13", "mace-torch==0.3.16"]
+
+
+def our_model(variant: str, dtype=torch.float32) -> RelaxedPotential:
+    torch.manual_seed(0)
+    return RelaxedPotential(dict(species=["H", "O"], channels=32, l_max=2, num_layers=2, r_max=5.0,
+                                 **VARIANTS[variant])).to(dtype).eval()
+
+
+def mace_python() -> Path:
+    python = MACE_VENV / "bin" / "python"
+    if not python.exists():
+        print(f"creating the MACE peer's virtual environment in {MACE_VENV} (first use) ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(MACE_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", *MACE_PACKAGES], check=True)
+    return python
+
+
+def peak_memory_child(variant: str, box: str) -> None:
+    """Run in a fresh process: one energy + forces call on ``box``; print peak RSS in MB."""
+    atoms = ase.io.read(box)
+    model = our_model(variant)
+    field = [0.0, 0.0, 0.1] if "field_irreps" in VARIANTS[variant] else None
+    model.compute(atoms, field=field)
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 216, 512, 1000], help="water molecules per box")
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--no-mace", action="store_true", help="skip the MACE peer")
+    parser.add_argument("--mace-python", help="Python of an existing environment with mace-torch 0.3.16 (default: bench/.mace-venv)")
+    parser.add_argument("--csv", default=str(HERE / "results" / "speed.csv"))
+    parser.add_argument("--peak-memory-child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.peak_memory_child:
+        peak_memory_child(*args.peak_memory_child)
+        return
+    torch.set_num_threads(os.cpu_count() or 1)
+    workdir = Path(tempfile.mkdtemp())
+    boxes = {}
+    for n in args.sizes:
+        atoms = water_box(n)
+        path = workdir / f"water_{len(atoms)}.xyz"
+        ase.io.write(path, atoms)
+        boxes[len(atoms)] = (atoms, path)
+
+    rows = {}
+    models = {v: our_model(v) for v in VARIANTS}
+    for n_atoms, (atoms, _) in boxes.items():
+        calls = {v: (lambda m=m, v=v: m.compute(atoms, field=[0.0, 0.0, 0.1] if v == "field" else None))
+                 for v, m in models.items()}
+        rows[n_atoms] = time_interleaved(calls, args.repeats)
+        print(f"{n_atoms} atoms: " + ", ".join(f"{v} {t * 1e3:.1f} ms" for v, t in rows[n_atoms].items()), flush=True)
+
+    largest = max(boxes)
+    peaks = {}
+    for variant in VARIANTS:
+        out = subprocess.run([sys.executable, __file__, "--peak-memory-child", variant, str(boxes[largest][1])],
+                             capture_output=True, text=True, check=True)
+        peaks[variant] = float(out.stdout.strip().splitlines()[-1])
+
+    mace = None
+    if not args.no_mace:
+        result = workdir / "mace.json"
+        python = args.mace_python or mace_python()
+        subprocess.run([str(python), str(HERE / "mace_peer.py"), str(result),
+                        *[str(p) for _, p in boxes.values()], "--repeats", str(args.repeats)], check=True)
+        mace = json.loads(result.read_text())
+        for n_atoms in rows:
+            rows[n_atoms]["mace"] = mace["seconds"][str(n_atoms)]
+
+    smallest = min(boxes)
+    atoms = boxes[smallest][0]
+    e32 = models["strict"].compute(atoms)["energy"]
+    e64 = our_model("strict", torch.float64).compute(atoms)["energy"]
+
+    header = ["atoms", "strict_ms", "relaxed_ms", "field_ms", "mace_ms", "strict/mace", "relaxed/strict", "field/strict"]
+    table = []
+    for n_atoms, t in rows.items():
+        m = t.get("mace")
+        table.append([n_atoms, t["strict"] * 1e3, t["relaxed"] * 1e3, t["field"] * 1e3, m * 1e3 if m else float("nan"),
+                      t["strict"] / m if m else float("nan"), t["relaxed"] / t["strict"], t["field"] / t["strict"]])
+    print("\n" + "".join(f"{h:>15}" for h in header))
+    for row in table:
+        print(f"{row[0]:>15d}" + "".join(f"{x:>15.2f}" for x in row[1:]))
+    per_atom = (rows[largest]["strict"] / largest) / (rows[smallest]["strict"] / smallest)
+    print(f"\ntime per atom, {largest} vs {smallest} atoms (strict): {per_atom:.2f}")
+    print(f"peak memory at {largest} atoms (MB): " + ", ".join(f"{v} {p:.0f}" for v, p in peaks.items())
+          + (f", MACE {mace['peak_rss_mb']:.0f}" if mace else ""))
+    print(f"float32 vs float64 energy, {smallest} atoms: |ΔE| = {abs(e32 - e64):.2e} eV ({abs(e32 - e64) / abs(e64):.1e} relative)")
+    Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
+    with open(args.csv, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(table)
+    print(f"wrote {args.csv}")
+
+
+if __name__ == "__main__":
+    main()

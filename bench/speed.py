@@ -8,7 +8,7 @@ at MACE's width (2 layers, 32 channels, l ≤ 2), and the MACE peer through its 
 peer lives in its own virtual environment (``bench/.mace-venv``, created on first use: mace-torch
 pins e3nn 0.4.4, so it is never a dependency of the project). Also: peak memory at the largest box
 (ours and MACE, each in a fresh process), float32 vs float64 energies, the OpenMM step / raw call
-ratio for both backends and ASE MD steps per second at the smallest box. Prints one table and
+ratio for both backends (relaxed model) and ASE MD steps per second at the smallest box. Prints one table and
 writes it as CSV (``bench/results/speed.csv``).
 """
 
@@ -112,6 +112,9 @@ def main() -> None:
 
     smallest = min(boxes)
     atoms = boxes[smallest][0]
+    from openmm_overhead import measure
+
+    engines = {backend: measure(atoms, our_model("relaxed"), backend, args.repeats) for backend in ("torch", "python")}
     e32 = models["strict"].compute(atoms)["energy"]
     e64 = our_model("strict", torch.float64).compute(atoms)["energy"]
 
@@ -128,6 +131,9 @@ def main() -> None:
     print(f"\ntime per atom, {largest} vs {smallest} atoms (strict): {per_atom:.2f}")
     print(f"peak memory at {largest} atoms (MB): " + ", ".join(f"{v} {p:.0f}" for v, p in peaks.items())
           + (f", MACE {mace['peak_rss_mb']:.0f}" if mace else ""))
+    for backend, t in engines.items():
+        print(f"OpenMM CPU, {backend} backend, {smallest} atoms: step {t['openmm'] * 1e3:.1f} ms / raw call "
+              f"{t['raw'] * 1e3:.1f} ms = {t['openmm'] / t['raw']:.2f}; ASE Langevin {1 / t['ase']:.1f} steps/s")
     print(f"float32 vs float64 energy, {smallest} atoms: |ΔE| = {abs(e32 - e64):.2e} eV ({abs(e32 - e64) / abs(e64):.1e} relative)")
     Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
     with open(args.csv, "w", newline="") as handle:

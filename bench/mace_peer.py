@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from e3nn import o3  # noqa: E402
 from mace.calculators import MACECalculator  # noqa: E402
-from mace.modules import ScaleShiftMACE, interaction_classes, gate_dict  # noqa: E402
+from mace.modules import ScaleShiftMACE, gate_dict  # noqa: E402
 from mace.modules.blocks import RealAgnosticResidualInteractionBlock  # noqa: E402
 
 

@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from e3nn import o3
 
+from ..atomic import atomic_path
+
 
 def sphere_signal(irreps: o3.Irreps, theta: np.ndarray, natural: bool, resolution: int = 90):
     """f(polar, azimuth) = Σ θ_block · Y_l over the blocks of one parity class; grid [res, 2·res]."""
@@ -47,6 +49,7 @@ def plot_layers(irreps: o3.Irreps, thetas: Sequence[np.ndarray], path: Path) -> 
             fig.colorbar(image, ax=ax, shrink=0.8)
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=90)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90)
     plt.close(fig)
     return path

@@ -9,6 +9,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 from e3nn import o3
 
+from ..atomic import atomic_path
 from ..nn.potential import RelaxedPotential
 from .blocks import axis_angle_degrees, block_norms, quadrupole_axes, vector_direction
 from .symmetry import point_group
@@ -115,7 +116,6 @@ def write_report(source: Source, output_dir: Union[str, Path], threshold: float 
     if report["relaxed_irreps"] is not None:
         thetas = [np.array(layer["theta"]) for layer in report["layers"]]
         report["plot"] = str(plot_layers(o3.Irreps(report["relaxed_irreps"]), thetas, out / "theta_layers.png"))
-    tmp = out / ".report.json.tmp"
-    tmp.write_text(json.dumps(report, indent=1, ensure_ascii=False))
-    tmp.replace(out / "report.json")
+    with atomic_path(out / "report.json") as tmp:
+        tmp.write_text(json.dumps(report, indent=1, ensure_ascii=False))
     return report

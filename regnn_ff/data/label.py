@@ -17,6 +17,7 @@ from ase.calculators.calculator import Calculator, all_changes
 from ase.calculators.singlepoint import SinglePointCalculator
 from scipy.spatial.transform import Rotation
 
+from ..atomic import atomic_path
 from .units import V_PER_ANGSTROM_PER_AU
 
 
@@ -91,11 +92,8 @@ def label_file(input_path: Union[str, Path], output_path: Union[str, Path], fiel
 
 def write_frames(images: List[Atoms], path: Union[str, Path]) -> None:
     """Write extxyz atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    ase.io.write(str(tmp), images, format="extxyz")
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        ase.io.write(str(tmp), images, format="extxyz")
 
 
 def as_molecule(name_or_path: Union[str, Atoms]) -> Atoms:

@@ -8,8 +8,6 @@ feed it. Files are written atomically: a crash never leaves a half-written model
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +16,7 @@ from typing import Any, Dict, Tuple, Union
 import e3nn
 import torch
 
+from ..atomic import atomic_path
 from ..nn.potential import RelaxedPotential
 
 METADATA_FILE = "regnn_ff.json"
@@ -64,16 +63,8 @@ def save_scripted(model: RelaxedPotential, path: Union[str, Path]) -> Path:
     path = Path(path)
     scripted = compile_model(model)
     extra = {METADATA_FILE: json.dumps(metadata(model), indent=1)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        with torchscript_on_purpose():
-            torch.jit.save(scripted, tmp, _extra_files=extra)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_path(path) as tmp, torchscript_on_purpose():
+        torch.jit.save(scripted, str(tmp), _extra_files=extra)
     return path
 
 

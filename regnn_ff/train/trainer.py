@@ -21,6 +21,7 @@ import yaml
 from e3nn import o3
 from tqdm import tqdm
 
+from ..atomic import atomic_path
 from ..data.datasets import KeyMap, check_species, read_frames, species_in, split_frames
 from ..nn.potential import RelaxedPotential
 from .batches import GraphCache, epoch_batches, label_counts
@@ -111,12 +112,10 @@ def _optimizer(model: RelaxedPotential, config: TrainConfig) -> torch.optim.Opti
 
 def _write_csv(path: Path, history: List[Dict[str, float]]) -> None:
     columns = sorted({k for row in history for k in row}, key=lambda k: (k != "epoch", k))
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as handle:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         writer.writerows(history)
-    tmp.replace(path)
 
 
 def _plot(path: Path, history: List[Dict[str, float]]) -> None:
@@ -137,10 +136,9 @@ def _plot(path: Path, history: List[Dict[str, float]]) -> None:
         axes[1].set_ylabel("validation force MAE (meV/Å)")
     axes[1].set_xlabel("epoch")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
-    tmp.replace(path)
 
 
 def train(config: TrainConfig, resume: bool = False, echo: Callable[[str], None] = print) -> Path:

@@ -7,7 +7,7 @@ exact in float64 (e3nn's ``D_from_matrix`` carries float32 constants, ~4e-7 off)
 
 from __future__ import annotations
 
-from typing import Dict, List, Sequence
+from typing import Dict, List
 
 import numpy as np
 import torch
@@ -65,21 +65,6 @@ class BlockAction:
             sign = torch.where(det < 0, torch.tensor(float(p), dtype=torch.float64), torch.tensor(1.0, dtype=torch.float64))
             out[:, :, sl] = torch.einsum("vm,gmn->gvn", v[:, sl], d_t[l]) * sign[:, None, None]
         return out.numpy()
-
-
-def rotation(axis: Sequence[float], angle: float) -> np.ndarray:
-    """Rotation matrix about ``axis`` by ``angle`` (radians), right-handed."""
-    n = np.asarray(axis, dtype=np.float64)
-    n = n / np.linalg.norm(n)
-    k = np.array([[0, -n[2], n[1]], [n[2], 0, -n[0]], [-n[1], n[0], 0]])
-    return np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * (k @ k)
-
-
-def reflection(normal: Sequence[float]) -> np.ndarray:
-    """Mirror through the plane with the given normal."""
-    n = np.asarray(normal, dtype=np.float64)
-    n = n / np.linalg.norm(n)
-    return np.eye(3) - 2.0 * np.outer(n, n)
 
 
 def rotations(axes: np.ndarray, angle: float) -> np.ndarray:

@@ -65,11 +65,11 @@ def clebsch_gordan(l1: int, l2: int, l3: int) -> torch.Tensor:
     return o3.wigner_3j(l1, l2, l3, dtype=torch.float64) * math.sqrt(2 * l3 + 1)
 
 
-def fan_in(path_list: Sequence[Tuple[int, int, int]], num_out: int, extra: int = 1) -> List[float]:
+def fan_in(path_list: Sequence[Tuple[int, int, int]], num_out: int) -> List[float]:
     """Per-path normalisation 1/sqrt(number of paths into the path's output irrep)."""
     count = [0] * num_out
     for _, _, io in path_list:
-        count[io] += extra
+        count[io] += 1
     return [1.0 / math.sqrt(count[io]) for _, _, io in path_list]
 
 

@@ -47,15 +47,16 @@ class GraphCache:
         )
         return {k: v.to(device) for k, v in out.items()}
 
-
-def label_counts(batch: Dict[str, torch.Tensor]) -> Dict[str, float]:
-    """How many labelled items each loss term averages over (structures, or force components)."""
-    return {
-        "energy": float(batch["has_energy"].sum()),
-        "forces": 3.0 * float(batch["has_forces"].sum()),
-        "stress": 6.0 * float(batch["has_stress"].sum()),
-        "dipole": 3.0 * float(batch["has_dipole"].sum()),
-    }
+    def label_counts(self, indices: Sequence[int]) -> Dict[str, float]:
+        """How many labelled items each loss term of the batch ``indices`` averages over (structures,
+        or components), read from the frames without building the batch."""
+        frames = [self.frames[k] for k in indices]
+        return {
+            "energy": float(sum("energy" in f.labels for f in frames)),
+            "forces": 3.0 * sum(len(f.atoms) for f in frames if "forces" in f.labels),
+            "stress": 6.0 * sum("stress" in f.labels for f in frames),
+            "dipole": 3.0 * sum("dipole" in f.labels for f in frames),
+        }
 
 
 def epoch_batches(num_frames: int, batch_size: int, seed: int, epoch: int) -> List[List[int]]:

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from ..atomic import atomic_path
 from ..data.datasets import KeyMap, check_species, read_frames, species_in, split_frames
 from ..nn.potential import RelaxedPotential
-from .batches import GraphCache, epoch_batches, label_counts
+from .batches import GraphCache, epoch_batches
 from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .distributed import Context
@@ -191,14 +191,14 @@ def train(config: TrainConfig, resume: bool = False, echo: Callable[[str], None]
         batches = epoch_batches(len(prepared.train), config.optim.batch_size, config.seed, epoch)
         bar = tqdm(batches, desc=f"epoch {epoch + 1}", leave=False, disable=not show_bar)
         for indices in bar:
-            counts = label_counts(prepared.train.batch(indices)) if ctx.world_size > 1 else None  # global counts
+            counts = prepared.train.label_counts(indices)  # of the whole batch, also when it is split over ranks
             mine = indices[ctx.rank :: ctx.world_size]
             optimizer.zero_grad(set_to_none=True)
             loss = torch.zeros((), dtype=model.embedding.dtype, device=device)
             if mine:
                 batch = prepared.train.batch(mine, device)
                 out = model(batch, props)
-                loss = total_loss(loss_terms(out, batch, counts or label_counts(batch)), config.loss)
+                loss = total_loss(loss_terms(out, batch, counts), config.loss)
             if ctx.is_main and config.loss.theta_penalty > 0:
                 loss = loss + config.loss.theta_penalty * model.relaxed_penalty()
             if loss.requires_grad:

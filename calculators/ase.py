@@ -8,7 +8,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 from ase.calculators.calculator import Calculator, all_changes
 
-from regnn_ff.data.graph import atoms_to_graph
+from regnn_ff.data.graph import atoms_to_graph, field_array
 from regnn_ff.nn.potential import RelaxedPotential
 
 from .loader import load_model
@@ -33,15 +33,8 @@ class REGNNCalculator(Calculator):
         self._check_field(field)
 
     def _check_field(self, field) -> Optional[np.ndarray]:
-        if field is None:
-            return None
-        dim = self.model.field_dim
-        if dim == 0:
-            raise ValueError("this model has no field input, but a field was given")
-        value = np.asarray(field, dtype=np.float64).reshape(-1)
-        if value.shape != (dim,) or not np.isfinite(value).all():
-            raise ValueError(f"field must be {dim} finite numbers ({self.model.metadata['field_irreps']}), got {field!r}")
-        return value
+        """The field as ``[1, F]`` (or None), with the core's one-line errors."""
+        return field_array(field, self.model.metadata.get("field_irreps"), 1)
 
     def set(self, **kwargs):
         if "field" in kwargs:
@@ -60,8 +53,8 @@ class REGNNCalculator(Calculator):
             wanted.append("stress")
         if self.model.has_dipole:
             wanted.append("dipole")
-        graph = atoms_to_graph(self.atoms, self.model.species, self.model.r_max,
-                               None if field is None else field[None], dtype=self.model.dtype, device=self.model.device)
+        graph = atoms_to_graph(self.atoms, self.model.species, self.model.r_max, field,
+                               dtype=self.model.dtype, device=self.model.device)
         out = self.model.module(graph, wanted)
         energy = float(out["energy"].detach().sum())
         self.results = {"energy": energy, "free_energy": energy,

@@ -36,6 +36,10 @@ class OpenMMEnergy(nn.Module):
         self.angstrom_per_nm = float(ANGSTROM_PER_NM)
         self.kj_per_mol_per_ev = float(KJ_PER_MOL_PER_EV)
 
+    def field(self, positions: torch.Tensor, ex: torch.Tensor, ey: torch.Tensor, ez: torch.Tensor) -> torch.Tensor:
+        """Three global parameters (0-dim on Reference/CPU, shape [1] on CUDA) as one vector."""
+        return torch.stack([ex.to(positions).reshape(()), ey.to(positions).reshape(()), ez.to(positions).reshape(())])
+
     def energy(self, positions: torch.Tensor, box: Optional[torch.Tensor], field: Optional[torch.Tensor]) -> torch.Tensor:
         pos = positions.index_select(0, self.atom_indices).to(self.dtype) * self.angstrom_per_nm
         if box is not None and self.periodic:
@@ -63,8 +67,7 @@ class OpenMMEnergy(nn.Module):
 
 class PeriodicWithField(OpenMMEnergy):
     def forward(self, positions: torch.Tensor, box: torch.Tensor, ex: torch.Tensor, ey: torch.Tensor, ez: torch.Tensor) -> torch.Tensor:
-        field = torch.stack([ex.to(positions).reshape(()), ey.to(positions).reshape(()), ez.to(positions).reshape(())])
-        return self.energy(positions, box, field)
+        return self.energy(positions, box, self.field(positions, ex, ey, ez))
 
 
 class PeriodicNoField(OpenMMEnergy):
@@ -74,8 +77,7 @@ class PeriodicNoField(OpenMMEnergy):
 
 class MoleculeWithField(OpenMMEnergy):
     def forward(self, positions: torch.Tensor, ex: torch.Tensor, ey: torch.Tensor, ez: torch.Tensor) -> torch.Tensor:
-        field = torch.stack([ex.to(positions).reshape(()), ey.to(positions).reshape(()), ez.to(positions).reshape(())])
-        return self.energy(positions, None, field)
+        return self.energy(positions, None, self.field(positions, ex, ey, ez))
 
 
 class MoleculeNoField(OpenMMEnergy):

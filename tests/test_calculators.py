@@ -131,8 +131,10 @@ def test_ase_calculator_properties_and_field_updates(field_model):
     crystal.calc.set(field=[0.0, 0.0, 0.0])
     assert crystal.get_potential_energy() != before  # the change invalidated the cached results
     assert "regnn" not in str(REGNNCalculator.__mro__[1].implemented_properties)
-    with pytest.raises(ValueError, match="field must be 3 finite numbers"):
+    with pytest.raises(ValueError, match=r"field must have shape \(3,\) or \(1, 3\) for field irreps 1x1o; got \(2,\)"):
         crystal.calc.set(field=[0.0, 1.0])
+    with pytest.raises(ValueError, match="this model has no field input"):
+        REGNNCalculator(small_model(), field=[0.0, 0.0, 1.0])
 
 
 def test_nve_energy_is_conserved():

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import vesin
 from ase import Atoms
+from e3nn import o3
 
 from . import keys
 
@@ -87,6 +88,27 @@ def neighbour_list(atoms: Atoms, r_max: float, structure: int = 0):
             f"(distance {dist[e]:.2e} Å)"
         )
     return i.astype(np.int64), j.astype(np.int64), shift.astype(np.float64)
+
+
+def field_array(field, field_irreps: Optional[str], num_structures: int) -> Optional[np.ndarray]:
+    """Validate an applied field for ``num_structures`` structures: ``(F,)`` (shared) or ``(B, F)``.
+
+    Returns ``[B, F]`` float64, or None for no field; every problem is a one-line ``ValueError``.
+    """
+    if field is None:
+        return None
+    dim = o3.Irreps(field_irreps).dim if field_irreps else 0
+    if dim == 0:
+        raise ValueError("a field was given, but this model has no field input (field_irreps is None)")
+    arr = np.asarray(field, dtype=np.float64)
+    if arr.shape == (dim,):
+        arr = np.tile(arr, (num_structures, 1))
+    elif arr.shape != (num_structures, dim):
+        raise ValueError(f"field must have shape ({dim},) or ({num_structures}, {dim}) for field irreps "
+                         f"{o3.Irreps(field_irreps)}; got {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"field has non-finite values: {arr.tolist()}")
+    return arr
 
 
 def structure_graph(

@@ -11,7 +11,7 @@ from e3nn import o3
 from torch import nn
 
 from ..data import keys
-from ..data.graph import Structures, as_structure_list, atoms_to_graph
+from ..data.graph import Structures, as_structure_list, atoms_to_graph, field_array
 from .config import ModelConfig
 from .interaction import RelaxedInteraction
 from .irreps import natural_irreps
@@ -193,21 +193,6 @@ class RelaxedPotential(nn.Module):
         return total
 
     # ---- convenience on ase.Atoms --------------------------------------------------------------
-    def _field_array(self, field, num_structures: int) -> Optional[np.ndarray]:
-        if field is None:
-            return None
-        if self.field_dim == 0:
-            raise ValueError("a field was given, but this model has no field input (field_irreps is None)")
-        arr = np.asarray(field, dtype=np.float64)
-        expected = f"({self.field_dim},) or ({num_structures}, {self.field_dim}) for field irreps {self.config.field_irreps}"
-        if arr.shape == (self.field_dim,):
-            arr = np.tile(arr, (num_structures, 1))
-        elif arr.shape != (num_structures, self.field_dim):
-            raise ValueError(f"field must have shape {expected}; got {arr.shape}")
-        if not np.isfinite(arr).all():
-            raise ValueError(f"field has non-finite values: {arr.tolist()}")
-        return arr
-
     def compute(
         self,
         structures: Structures,
@@ -239,7 +224,7 @@ class RelaxedPotential(nn.Module):
                     raise ValueError(f"stress needs a periodic cell with non-zero volume; structure {k} has none")
         param = self.embedding
         graph = atoms_to_graph(
-            items, self.species_names, self.r_max, self._field_array(field, len(items)),
+            items, self.species_names, self.r_max, field_array(field, self.config.field_irreps, len(items)),
             dtype=param.dtype, device=param.device,
         )
         out = self(graph, properties)

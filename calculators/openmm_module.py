@@ -46,8 +46,11 @@ class OpenMMEnergy(nn.Module):
             cell = box.to(self.dtype) * self.angstrom_per_nm
         else:
             cell = torch.zeros(3, 3, dtype=self.dtype, device=pos.device)
-        nl = NeighborList(cutoff=self.r_max, full_list=True)
+        # A half list, mirrored: the model's radial MLP then runs once per pair (see edges_mirrored).
+        nl = NeighborList(cutoff=self.r_max, full_list=False)
         i, j, shift = nl.compute(points=pos.detach(), box=cell.detach(), periodic=self.periodic, quantities="ijS", copy=True)
+        i, j = torch.cat([i, j]), torch.cat([j, i])
+        shift = torch.cat([shift, -shift])
         n = pos.size(0)
         graph: Dict[str, torch.Tensor] = {
             keys.POSITIONS: pos,

@@ -68,13 +68,14 @@ def _check_geometry(atoms: Atoms, structure: int) -> None:
 
 
 def neighbour_list(atoms: Atoms, r_max: float, structure: int = 0):
-    """Full neighbour list of one structure within ``r_max`` (Å).
+    """Full neighbour list of one structure within ``r_max`` (Å), mirrored (see :func:`edges_mirrored`).
 
     Returns ``(i, j, shift)``: centre indices, neighbour indices and integer cell shifts such that
-    ``r_j - r_i + shift @ cell`` is the edge vector. Each pair appears in both directions.
+    ``r_j - r_i + shift @ cell`` is the edge vector. Each pair appears in both directions: the
+    second half of the list is the first half reversed.
     """
     _check_geometry(atoms, structure)
-    i, j, shift, dist = vesin.NeighborList(cutoff=float(r_max), full_list=True).compute(
+    i, j, shift, dist = vesin.NeighborList(cutoff=float(r_max), full_list=False).compute(
         points=np.ascontiguousarray(atoms.positions, dtype=np.float64),
         box=np.ascontiguousarray(atoms.cell.array, dtype=np.float64),
         periodic=[bool(p) for p in atoms.pbc],
@@ -87,7 +88,23 @@ def neighbour_list(atoms: Atoms, r_max: float, structure: int = 0):
             f"structure {structure}: atoms {int(i[e])} and {int(j[e])} overlap "
             f"(distance {dist[e]:.2e} Å)"
         )
-    return i.astype(np.int64), j.astype(np.int64), shift.astype(np.float64)
+    i, j = i.astype(np.int64), j.astype(np.int64)
+    return np.concatenate([i, j]), np.concatenate([j, i]), np.concatenate([shift, -shift]).astype(np.float64)
+
+
+def edges_mirrored(edge_index: torch.Tensor, edge_shift: torch.Tensor) -> bool:
+    """True if the second half of the edges is the first half reversed (j→i, −shift).
+
+    Graphs built here always are; the model then runs its radial MLP on the first half only.
+    """
+    half = edge_index.size(1) // 2
+    if edge_index.size(1) != 2 * half:
+        return False
+    return (
+        torch.equal(edge_index[0, half:], edge_index[1, :half])
+        and torch.equal(edge_index[1, half:], edge_index[0, :half])
+        and torch.equal(edge_shift[half:], -edge_shift[:half])
+    )
 
 
 def field_array(field, field_irreps: Optional[str], num_structures: int) -> Optional[np.ndarray]:
@@ -140,6 +157,13 @@ def structure_graph(
     return graph
 
 
+def _join_mirrored(parts: Sequence[torch.Tensor], dim: int) -> torch.Tensor:
+    """Concatenate per-graph edge tensors so that a batch of mirrored graphs is mirrored again:
+    all first halves, then all second halves."""
+    halves = [p.chunk(2, dim=dim) if p.size(dim) else (p, p) for p in parts]
+    return torch.cat([h[0] for h in halves] + [h[1] for h in halves], dim=dim)
+
+
 def batch_graphs(graphs: Sequence[Dict[str, torch.Tensor]]) -> Dict[str, torch.Tensor]:
     """Join single-structure graphs into one batch (atom indices offset, structure index per atom)."""
     if not graphs:
@@ -153,8 +177,8 @@ def batch_graphs(graphs: Sequence[Dict[str, torch.Tensor]]) -> Dict[str, torch.T
         keys.NUM_ATOMS: counts,
         keys.CELL: torch.cat([g[keys.CELL] for g in graphs]),
         keys.PBC: torch.cat([g[keys.PBC] for g in graphs]),
-        keys.EDGE_INDEX: torch.cat([g[keys.EDGE_INDEX] + o for g, o in zip(graphs, offsets.tolist())], dim=1),
-        keys.EDGE_SHIFT: torch.cat([g[keys.EDGE_SHIFT] for g in graphs]),
+        keys.EDGE_INDEX: _join_mirrored([g[keys.EDGE_INDEX] + o for g, o in zip(graphs, offsets.tolist())], dim=1),
+        keys.EDGE_SHIFT: _join_mirrored([g[keys.EDGE_SHIFT] for g in graphs], dim=0),
     }
     with_field = [keys.FIELD in g for g in graphs]
     if any(with_field):

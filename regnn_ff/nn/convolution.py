@@ -1,8 +1,17 @@
 """Channel-wise (uvu) products of node features with a filter (per edge) or with the source (per atom).
 
-Both are written as dense batched matrix products over precomputed Clebsch–Gordan blocks rather
-than one small kernel per path: on a CPU the cost of e3nn models is memory traffic on per-edge
-tensors, so the layout keeps one ``[E, C, Q]`` intermediate and one ``bmm``.
+The edge product runs on the padded neighbour layout of :mod:`regnn_ff.nn.neighbours`. On a CPU the
+cost of e3nn models is memory traffic on per-edge tensors, not arithmetic, so the convolution picks,
+from its irreps, the form that keeps per-edge tensors smallest:
+
+- scalar input (the first block): Σ_j over neighbours is the inner dimension of one batched matrix
+  product per atom; the ``[E, C, D_out]`` messages are never formed.
+- scalar output (the last block), on symmetric neighbour lists: each atom contracts its *own*
+  features with the filters of its outgoing edges (one batched matrix product, no gather of
+  neighbour features), and only ``[E, C]`` scalars are scattered to the receivers.
+- anything else: gather x_j, one ``[E, C, Q]`` product and one ``bmm`` per edge.
+
+All three compute the same function; tests hold them against each other.
 """
 
 from __future__ import annotations
@@ -23,17 +32,23 @@ class FilteredConvolution(ExactConstants):
         irreps_in: per-channel irreps of the node features x.
         irreps_filter: irreps of the filter h (the spherical harmonics, or TP_W(source, Y)).
         irreps_out: per-channel irreps of the message.
+        irreps_sh: irreps of the spherical harmonics Y the filter is made from (default: the
+            filter's own, for h = Y).
+        symmetric_edges: every edge's reverse is in the graph with the same radial weights (full
+            neighbour lists); lets a scalar-output block work from the sender's side.
 
-    The filter enters through the matrix ``filter_map`` ([B, dim_Y, dim_h], see
-    :class:`~regnn_ff.nn.relaxed.SourceFilter`) or directly as h = Y when it is ``None``. It is folded
-    with the coupling coefficients into one ``[dim_Y, Q, dim_out]`` matrix per structure, so the per-
-    edge work does not depend on how many irreps the source has.
+    The filter enters through ``filter_map`` ([B, dim_Y, dim_h], see
+    :class:`~regnn_ff.nn.relaxed.SourceFilter`), or h = Y when it is ``None``. It is folded with the
+    coupling coefficients into one ``[dim_Y, Q · dim_out]`` table per structure, so the per-edge
+    work does not depend on how many irreps the source has.
     """
 
-    def __init__(self, irreps_in: o3.Irreps, irreps_filter: o3.Irreps, irreps_out: o3.Irreps):
+    def __init__(self, irreps_in: o3.Irreps, irreps_filter: o3.Irreps, irreps_out: o3.Irreps,
+                 irreps_sh: Optional[o3.Irreps] = None, symmetric_edges: bool = True):
         super().__init__()
+        irreps_sh = o3.Irreps(irreps_filter if irreps_sh is None else irreps_sh)
         plist = couplings(irreps_in, irreps_filter, irreps_out)
-        # Slot q = (path, component of x): z[e, c, q] = R[e, c, path(q)] * x_j[e, c, comp(q)].
+        # Slot q = (path, component of x): z[e, c, q] = R[e, path(q), c] * x_j[e, c, comp(q)].
         q_path, q_comp = [], []
         coupling = torch.zeros(irreps_filter.dim, sum(p.ir_a.dim for p in plist), irreps_out.dim, dtype=torch.float64)
         for k, path in enumerate(plist):
@@ -43,35 +58,60 @@ class FilteredConvolution(ExactConstants):
                 q_comp.append(path.a.start + m)
         self.num_paths = len(plist)
         self.num_slots = len(q_path)
-        self.dim_out = irreps_out.dim
+        self.dim_in = o3.Irreps(irreps_in).dim
+        self.dim_out = o3.Irreps(irreps_out).dim
+        self.scalar_in = self.dim_in == 1
+        self.scalar_out = self.dim_out == 1 and symmetric_edges and not self.scalar_in
         self.register_buffer("q_path", torch.tensor(q_path), persistent=False)
         self.register_buffer("q_comp", torch.tensor(q_comp), persistent=False)
         self.register_constant("coupling", coupling.reshape(irreps_filter.dim, -1))
+        # Y(-r) = (-1)^l Y(r): the filter of the reversed edge, for the sender-side form.
+        parity = torch.cat([torch.full((ir.dim,), float((-1) ** ir.l)) for mul, ir in irreps_sh for _ in range(mul)])
+        self.register_constant("sh_parity", parity.to(torch.float64))
+        self.register_constant("path_mask", nn.functional.one_hot(torch.tensor(q_path), len(plist)).to(torch.float64))
 
     def forward(
         self,
         x: torch.Tensor,
         sh: torch.Tensor,
         radial_weights: torch.Tensor,
-        edge_index: torch.Tensor,
-        edge_batch: torch.Tensor,
+        neighbour: torch.Tensor,
+        atom_batch: torch.Tensor,
         filter_map: Optional[torch.Tensor],
     ) -> torch.Tensor:
-        """x [N, C, D_in], sh [E, dim_Y], radial_weights [E, C, P] -> messages summed per atom [N, C, D_out]."""
-        num_edges = sh.size(0)
-        if filter_map is None:
-            coupled = torch.matmul(sh, self.coupling)
-        elif filter_map.size(0) == 1:
-            coupled = torch.matmul(sh, torch.matmul(filter_map[0], self.coupling))
+        """Summed messages [N, C, D_out].
+
+        x [N, C, D_in]; sh [N·K, dim_Y] and radial_weights [N·K, P, C] on the padded layout (zero
+        weights on padding); neighbour [N, K]; atom_batch [N] (structure of each atom).
+        """
+        num_atoms, width = neighbour.size(0), neighbour.size(1)
+        table = self.coupling.unsqueeze(0) if filter_map is None else torch.matmul(filter_map, self.coupling)
+        if self.scalar_out:
+            table = table * self.sh_parity.view(1, -1, 1)
+        if table.size(0) == 1:
+            edge_table = torch.matmul(sh, table[0]).view(num_atoms, width, -1)
         else:
-            h = torch.bmm(sh.unsqueeze(1), filter_map[edge_batch]).squeeze(1)
-            coupled = torch.matmul(h, self.coupling)
-        coupled = coupled.view(num_edges, self.num_slots, self.dim_out)
-        x_j = x.index_select(0, edge_index[1])
-        z = x_j.index_select(2, self.q_comp) * radial_weights.index_select(2, self.q_path)
-        messages = torch.bmm(z, coupled)
-        out = x.new_zeros(x.size(0), x.size(1), self.dim_out)
-        return out.index_add(0, edge_index[0], messages)
+            edge_table = torch.bmm(sh.view(num_atoms, width, -1), table.index_select(0, atom_batch))
+        flat_neighbour = neighbour.reshape(-1)
+        channels = x.size(1)
+
+        if self.scalar_in:
+            x_j = x[:, :, 0].index_select(0, flat_neighbour)
+            weighted = (radial_weights * x_j.unsqueeze(1)).view(num_atoms, width * self.num_paths, channels)
+            per_path = edge_table.reshape(num_atoms, width * self.num_paths, self.dim_out)
+            return torch.bmm(weighted.transpose(1, 2), per_path)
+
+        if self.scalar_out:
+            x_q = x.index_select(2, self.q_comp).transpose(1, 2)  # [N, Q, C]
+            x_blocks = (x_q.unsqueeze(2) * self.path_mask.unsqueeze(-1)).reshape(num_atoms, self.num_slots, -1)
+            per_path = torch.bmm(edge_table, x_blocks).view(num_atoms * width, self.num_paths, channels)
+            sent = (per_path * radial_weights).sum(1)
+            return x.new_zeros(num_atoms, channels).index_add(0, flat_neighbour, sent).unsqueeze(-1)
+
+        x_j = x.index_select(0, flat_neighbour)
+        z = x_j.index_select(2, self.q_comp) * radial_weights.transpose(1, 2).index_select(2, self.q_path)
+        messages = torch.bmm(z, edge_table.view(num_atoms * width, self.num_slots, self.dim_out))
+        return messages.view(num_atoms, width, channels, self.dim_out).sum(1)
 
 
 class NodeSourceProduct(ExactConstants):

@@ -6,13 +6,13 @@ from typing import Optional
 
 import torch
 from e3nn import o3
-from e3nn.nn import FullyConnectedNet
 from torch import nn
 
 from .convolution import FilteredConvolution, NodeSourceProduct
 from .gate import Gate
 from .irreps import both_parity_irreps
 from .linear import ChannelLinear, SpeciesLinear
+from .radial import RadialMLP
 from .relaxed import RelaxedSource, SourceFilter
 
 
@@ -60,11 +60,9 @@ class RelaxedInteraction(nn.Module):
             else None
         )
         self.linear_up = ChannelLinear(self.irreps_in, self.irreps_in, channels, channels)
-        self.convolution = FilteredConvolution(self.irreps_in, irreps_filter, self.irreps_out)
-        self.radial = FullyConnectedNet(
-            [num_basis] + [radial_hidden] * radial_layers + [channels * self.convolution.num_paths],
-            torch.nn.functional.silu,
-        )
+        self.convolution = FilteredConvolution(self.irreps_in, irreps_filter, self.irreps_out, irreps_sh)
+        num_paths = self.convolution.num_paths
+        self.radial = RadialMLP([num_basis] + [radial_hidden] * radial_layers + [channels * num_paths], channels, num_paths)
         self.linear_out = ChannelLinear(self.irreps_out, self.irreps_out, channels, channels)
         self.gate = Gate(self.irreps_out, self.irreps_out, channels)
         self.self_connection = SpeciesLinear(self.irreps_in, self.irreps_out, channels, channels, num_species)
@@ -77,13 +75,17 @@ class RelaxedInteraction(nn.Module):
         x: torch.Tensor,
         species: torch.Tensor,
         batch: torch.Tensor,
-        edge_index: torch.Tensor,
-        edge_batch: torch.Tensor,
+        neighbour: torch.Tensor,
         sh: torch.Tensor,
         radial_basis: torch.Tensor,
+        radial_row: torch.Tensor,
         field: Optional[torch.Tensor],
     ) -> torch.Tensor:
-        """x [N, C, D_in] -> [N, C, D_out]; sh [E, dim_Y]; radial_basis [E, num_basis]; field [B, F] or None."""
+        """x [N, C, D_in] -> [N, C, D_out]; field [B, F] or None.
+
+        Edges on the padded layout (:mod:`regnn_ff.nn.neighbours`): neighbour [N, K], sh [N·K, dim_Y];
+        radial_basis [U + 1, num_basis] per unique edge (last row zero), read by slot through radial_row [N·K].
+        """
         source: Optional[torch.Tensor] = None
         if self.source is not None:
             source = self.source(field)
@@ -91,8 +93,8 @@ class RelaxedInteraction(nn.Module):
         if self.filter is not None and source is not None:
             filter_map = self.filter(source)
         x_up = self.linear_up(x)
-        weights = self.radial(radial_basis).view(radial_basis.size(0), self.channels, self.num_paths)
-        message = self.convolution(x_up, sh, weights, edge_index, edge_batch, filter_map)
+        weights = self.radial(radial_basis).index_select(0, radial_row)
+        message = self.convolution(x_up, sh, weights, neighbour, batch, filter_map)
         message = message * self.inv_avg_num_neighbors
         if self.node_product is not None and source is not None:
             message = message + self.node_product(x_up, source, batch)

@@ -11,10 +11,11 @@ from e3nn import o3
 from torch import nn
 
 from ..data import keys
-from ..data.graph import Structures, as_structure_list, atoms_to_graph, field_array
+from ..data.graph import Structures, as_structure_list, atoms_to_graph, edges_mirrored, field_array
 from .config import ModelConfig
 from .interaction import RelaxedInteraction
 from .irreps import natural_irreps
+from .neighbours import pad_rows, padded_layout, with_zero_row
 from .radial import BesselBasis
 from .readout import AtomicEnergyReadout
 from .relaxed import RelaxedSource
@@ -92,11 +93,16 @@ class RelaxedPotential(nn.Module):
         edge_batch = batch[edge_index[0]]
         shift = torch.bmm(data[keys.EDGE_SHIFT].unsqueeze(1), cell[edge_batch]).squeeze(1)
         vectors = positions[edge_index[1]] - positions[edge_index[0]] + shift
-        sh = self.spherical_harmonics(vectors)
-        radial = self.radial_basis(torch.linalg.norm(vectors, dim=1))
+        num_edges = edge_index.size(1)
+        unique = num_edges // 2 if edges_mirrored(edge_index, data[keys.EDGE_SHIFT]) else num_edges
+        slot, neighbour, radial_row = padded_layout(edge_index, positions.size(0), unique)
+        # Distances (and so radial weights) of mirrored edges are equal to the last bit: one MLP row each.
+        radial = with_zero_row(self.radial_basis(torch.linalg.norm(vectors[:unique], dim=1)))
+        # Padded slots get a dummy vector beyond the cutoff, only so that Y stays finite there.
+        sh = self.spherical_harmonics(pad_rows(vectors, slot, neighbour.numel(), [0.0, 0.0, 2.0 * self.r_max]))
         x = self.embedding[species].unsqueeze(-1)
         for layer in self.layers:
-            x = layer(x, species, batch, edge_index, edge_batch, sh, radial, field)
+            x = layer(x, species, batch, neighbour, sh, radial, radial_row, field)
         return self.readout(x[:, :, 0], species)
 
     def forward(self, data: Dict[str, torch.Tensor], properties: List[str]) -> Dict[str, torch.Tensor]:

@@ -11,14 +11,14 @@ from typing import Optional
 
 import torch
 from e3nn import o3
-from e3nn.nn import FullyConnectedNet
 from torch import nn
 
 from .convolution import FilteredConvolution, NodeSourceProduct
 from .gate import Gate
 from .irreps import both_parity_irreps, natural_irreps
 from .linear import ChannelLinear
-from .radial import BesselBasis
+from .neighbours import pad_rows, padded_layout, with_zero_row
+from .radial import BesselBasis, RadialMLP
 from .relaxed import RelaxedSource, SourceFilter
 
 
@@ -48,9 +48,13 @@ class RelaxedLayer(nn.Module):
             irreps_filter = both_parity_irreps(l_sh) if l_relaxed is not None else irreps_sh
             self.spherical_harmonics = o3.SphericalHarmonics(irreps_sh, normalize=True, normalization="component")
             self.filter = SourceFilter(self.source.irreps_out, irreps_sh, irreps_filter)
-            self.convolution = FilteredConvolution(self.irreps_in, irreps_filter, self.irreps_out)
+            # Any edge list is accepted here, so no form that relies on every edge's reverse.
+            self.convolution = FilteredConvolution(self.irreps_in, irreps_filter, self.irreps_out, irreps_sh,
+                                                   symmetric_edges=False)
             self.radial_basis = BesselBasis(r_max, num_basis)
-            self.radial = FullyConnectedNet([num_basis, 16, channels_out * self.convolution.num_paths], torch.nn.functional.silu)
+            paths = self.convolution.num_paths
+            self.radial = RadialMLP([num_basis, 16, channels_out * paths], channels_out, paths)
+            self.r_max = float(r_max)
         self.linear_out = ChannelLinear(self.irreps_out, self.irreps_out, channels_out, channels_out)
         self.gate = Gate(self.irreps_out, self.irreps_out, channels_out) if gate else None
         self.self_connection = ChannelLinear(self.irreps_in, self.irreps_out, channels_in, channels_out)
@@ -63,10 +67,11 @@ class RelaxedLayer(nn.Module):
         up = self.linear_in(x)
         message = self.node_product(up, source, torch.zeros(x.size(0), dtype=torch.long, device=x.device))
         if self.edges and edge_index is not None and vectors is not None:
-            sh = self.spherical_harmonics(vectors)
-            weights = self.radial(self.radial_basis(vectors.norm(dim=1))).view(vectors.size(0), self.channels, -1)
-            edge_batch = torch.zeros(vectors.size(0), dtype=torch.long, device=x.device)
-            message = message + self.convolution(up, sh, weights, edge_index, edge_batch, self.filter(source))
+            slot, neighbour, radial_row = padded_layout(edge_index, x.size(0), vectors.size(0))
+            sh = self.spherical_harmonics(pad_rows(vectors, slot, neighbour.numel(), [0.0, 0.0, 2.0 * self.r_max]))
+            weights = self.radial(with_zero_row(self.radial_basis(vectors.norm(dim=1)))).index_select(0, radial_row)
+            atom_batch = torch.zeros(x.size(0), dtype=torch.long, device=x.device)
+            message = message + self.convolution(up, sh, weights, neighbour, atom_batch, self.filter(source))
         out = self.linear_out(message)
         if self.gate is not None:
             out = self.gate(out, message)

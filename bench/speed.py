@@ -8,8 +8,9 @@ at MACE's width (2 layers, 32 channels, l ≤ 2), and the MACE peer through its 
 peer lives in its own virtual environment (``bench/.mace-venv``, created on first use: mace-torch
 pins e3nn 0.4.4, so it is never a dependency of the project). Also: peak memory at the largest box
 (ours and MACE, each in a fresh process), float32 vs float64 energies, the OpenMM step / raw call
-ratio for both backends (relaxed model) and ASE MD steps per second at the smallest box. Prints one table and
-writes it as CSV (``bench/results/speed.csv``).
+ratio for both backends (relaxed model) and ASE MD steps per second at the smallest box, and the test
+force MAE of this width trained on the demo's data (``accuracy.py``). Prints one table and writes it as
+CSV (``bench/results/speed.csv``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from accuracy import demo_accuracy, describe  # noqa: E402
 from timing import time_interleaved  # noqa: E402
 
 from regnn_ff import RelaxedPotential  # noqa: E402
@@ -69,6 +71,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 216, 512, 1000], help="water molecules per box")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--no-mace", action="store_true", help="skip the MACE peer")
+    parser.add_argument("--no-accuracy", action="store_true", help="skip training the bench width on the demo's data")
     parser.add_argument("--mace-python", help="Python of an existing environment with mace-torch 0.3.16 (default: bench/.mace-venv)")
     parser.add_argument("--csv", default=str(HERE / "results" / "speed.csv"))
     parser.add_argument("--peak-memory-child", nargs=2, help=argparse.SUPPRESS)
@@ -115,6 +118,7 @@ def main() -> None:
     from openmm_overhead import measure
 
     engines = {backend: measure(atoms, our_model("relaxed"), backend, args.repeats) for backend in ("torch", "python")}
+    accuracy = None if args.no_accuracy else demo_accuracy(workdir, repeats=args.repeats)
     e32 = models["strict"].compute(atoms)["energy"]
     e64 = our_model("strict", torch.float64).compute(atoms)["energy"]
 
@@ -134,6 +138,8 @@ def main() -> None:
     for backend, t in engines.items():
         print(f"OpenMM CPU, {backend} backend, {smallest} atoms: step {t['openmm'] * 1e3:.1f} ms / raw call "
               f"{t['raw'] * 1e3:.1f} ms = {t['openmm'] / t['raw']:.2f}; ASE Langevin {1 / t['ase']:.1f} steps/s")
+    if accuracy:
+        print(describe(accuracy))
     print(f"float32 vs float64 energy, {smallest} atoms: |ΔE| = {abs(e32 - e64):.2e} eV ({abs(e32 - e64) / abs(e64):.1e} relative)")
     Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
     with open(args.csv, "w", newline="") as handle:

@@ -2,7 +2,7 @@
 
 - :class:`REGNNCalculator`: ASE calculator (energy, forces, stress, dipole; field as a parameter).
 - :func:`create_force` / :func:`add_force`: OpenMM ``TorchForce`` or ``PythonForce`` with the field
-  as global parameters.
+  as global parameters; :func:`current_dipole` reads the dipole with either backend.
 - ``MLPotential("regnn", modelPath=...)``: the openmm-ml plugin (:mod:`.openmmml`).
 
 The core package (``regnn_ff``) never imports from here; each adapter imports its engine only
@@ -11,6 +11,6 @@ where it is used.
 
 from .ase import REGNNCalculator
 from .loader import LoadedModel, load_model
-from .openmm import add_force, create_force
+from .openmm import add_force, create_force, current_dipole
 
-__all__ = ["LoadedModel", "REGNNCalculator", "add_force", "create_force", "load_model"]
+__all__ = ["LoadedModel", "REGNNCalculator", "add_force", "create_force", "current_dipole", "load_model"]

@@ -3,7 +3,8 @@
 Units on the OpenMM side: nm, kJ/mol, and the field as global parameters ``regnn_Ex``, ``regnn_Ey``,
 ``regnn_Ez`` in V/nm (a B-field model: ``regnn_Bx``… in T), which ``context.setParameter`` changes
 mid-run. With the TorchForce backend, ``state.getEnergyParameterDerivatives()`` gives
-dE/dE_field = −dipole (kJ/mol per V/nm, i.e. −dipole in e·nm × 96.485).
+dE/dE_field = −dipole (kJ/mol per V/nm, i.e. −dipole in e·nm × 96.485); :func:`current_dipole`
+gives the dipole in e·Å with either backend.
 """
 
 from __future__ import annotations
@@ -148,6 +149,27 @@ def _python_force(loaded: LoadedModel, species, atoms, periodic, names, values, 
     return force
 
 
+def current_dipole(context, force) -> np.ndarray:
+    """Dipole (e·Å) of the model at the context's current positions and field, for either backend.
+
+    Evaluates the force's group: through the energy-parameter derivatives for a ``TorchForce``
+    (dipole = −dE/dE_field), from the evaluation it just ran for a ``PythonForce``.
+    """
+    computation = getattr(force, "computation", None)  # set on PythonForces made here
+    if computation is not None:
+        names = computation.names
+    else:
+        names = [force.getGlobalParameterName(k) for k in range(force.getNumGlobalParameters())]
+    if tuple(names) != E_PARAMETERS:
+        raise ValueError("this force has no E-field input (global parameters regnn_Ex/Ey/Ez), so no dipole")
+    groups = {force.getForceGroup()}
+    if computation is not None:
+        context.getState(getEnergy=True, groups=groups)
+        return np.array(computation.last_dipole)
+    derivatives = context.getState(getParameterDerivatives=True, groups=groups).getEnergyParameterDerivatives()
+    return -np.array([derivatives[n] for n in E_PARAMETERS]) / KJ_PER_MOL_PER_EV * ANGSTROM_PER_NM
+
+
 def add_force(system, topology, model, atoms: Optional[Sequence[int]] = None, field=None, backend: str = "torch",
               force_group: int = 0):
     """Add the model to ``system`` for ``atoms`` of ``topology`` (all by default); returns the Force."""
@@ -182,7 +204,8 @@ def run_molecule_md(model, atoms, steps: int = 200, field_v_per_angstrom=(0.0, 0
     system = openmm.System()
     for mass in atoms.get_masses():
         system.addParticle(mass)
-    system.addForce(create_force(loaded, atoms.get_chemical_symbols(), field=field))
+    force = create_force(loaded, atoms.get_chemical_symbols(), field=field)
+    system.addForce(force)
     integrator = openmm.LangevinMiddleIntegrator(temperature * unit.kelvin, 1.0 / unit.picosecond, timestep_fs * unit.femtosecond)
     context = openmm.Context(system, integrator, openmm.Platform.getPlatformByName(platform))
     context.setPositions(atoms.positions / ANGSTROM_PER_NM)
@@ -191,10 +214,7 @@ def run_molecule_md(model, atoms, steps: int = 200, field_v_per_angstrom=(0.0, 0
     start = time.perf_counter()
     integrator.step(steps)
     elapsed = time.perf_counter() - start
-    dipole = None
-    if names == E_PARAMETERS:
-        d = context.getState(getParameterDerivatives=True).getEnergyParameterDerivatives()
-        dipole = [-d[n] / KJ_PER_MOL_PER_EV * ANGSTROM_PER_NM for n in names]
+    dipole = current_dipole(context, force).tolist() if names == E_PARAMETERS else None
     return {"ns_per_day": steps * timestep_fs * 1e-6 / elapsed * 86400, "platform": platform, "dipole": dipole,
             "ms_per_step": elapsed / steps * 1e3}
 

@@ -12,7 +12,7 @@ from ase import Atoms
 from ase.build import molecule
 
 from checks import molecule_cluster, small_model, triclinic_crystal
-from regnn_ff.calculators import REGNNCalculator, create_force
+from regnn_ff.calculators import REGNNCalculator, create_force, current_dipole
 from regnn_ff.data.units import KJ_PER_MOL_PER_EV
 from regnn_ff.export import save_scripted
 
@@ -102,6 +102,27 @@ def test_field_changed_mid_run_and_dipole(field_model, backend):
         expected = dipole
     assert np.abs(dipole).max() > 1e-4
     np.testing.assert_allclose(d_e, expected, rtol=1e-6, atol=1e-12)
+
+
+def test_current_dipole_is_the_same_for_both_backends(field_model):
+    """One call gives the dipole with either backend, equal to TorchForce's parameter derivatives."""
+    atoms = molecule_cluster()
+    field = np.array([1.0, -2.0, 3.0])  # V/nm
+    dipoles = {}
+    for backend in ("torch", "python"):
+        force = create_force(field_model, atoms.get_chemical_symbols(), field=field, backend=backend)
+        force.setForceGroup(3)
+        context = _context(atoms, force)
+        dipoles[backend] = current_dipole(context, force)
+        if backend == "torch":
+            derivatives = context.getState(getParameterDerivatives=True).getEnergyParameterDerivatives()
+            d_e = np.array([derivatives[n] for n in ("regnn_Ex", "regnn_Ey", "regnn_Ez")])  # kJ/mol per V/nm
+            np.testing.assert_allclose(dipoles[backend], -d_e / KJ_PER_MOL_PER_EV * 10.0, rtol=1e-12)
+    assert np.abs(dipoles["torch"]).max() > 1e-4
+    np.testing.assert_allclose(dipoles["python"], dipoles["torch"], rtol=1e-6, atol=1e-12)
+    strict = create_force(small_model(), atoms.get_chemical_symbols())
+    with pytest.raises(ValueError, match="no E-field input"):
+        current_dipole(_context(atoms, strict), strict)
 
 
 def test_subset_of_atoms_and_unknown_element(field_model):

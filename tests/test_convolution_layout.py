@@ -43,12 +43,14 @@ def _symmetric_graph(num_atoms=7, seed=0):
      ("0e+1o+2e", "0e", True), ("0e+1o+2e", "0e+1o+2e", True), ("0e", "0e", False)],
 )
 @pytest.mark.parametrize("symmetric", [True, False])
-def test_every_form_matches_the_per_edge_sum(irreps_in, irreps_out, relaxed, symmetric):
+@pytest.mark.parametrize("block_elements", [1 << 21, 1], ids=["one block", "atom by atom"])
+def test_every_form_matches_the_per_edge_sum(irreps_in, irreps_out, relaxed, symmetric, block_elements):
     torch.manual_seed(0)
     irreps_in, irreps_out = o3.Irreps(irreps_in), o3.Irreps(irreps_out)
     irreps_sh = natural_irreps(2)
     irreps_filter = both_parity_irreps(2) if relaxed else irreps_sh
-    conv = FilteredConvolution(irreps_in, irreps_filter, irreps_out, irreps_sh, symmetric_edges=symmetric).double()
+    conv = FilteredConvolution(irreps_in, irreps_filter, irreps_out, irreps_sh, symmetric_edges=symmetric,
+                               block_elements=block_elements).double()
     channels, paths = 4, conv.num_paths
     edge_index, vectors = _symmetric_graph()
     num_atoms = 7
@@ -62,8 +64,8 @@ def test_every_form_matches_the_per_edge_sum(irreps_in, irreps_out, relaxed, sym
     slot, neighbour, row = padded_layout(edge_index, num_atoms, edge_index.size(1))
     padded_sh = o3.spherical_harmonics(irreps_sh, pad_rows(vectors, slot, neighbour.numel(), [0.0, 0.0, 9.0]),
                                        normalize=True, normalization="component")
-    padded_radial = with_zero_row(radial.reshape(radial.size(0), -1)).index_select(0, row).view(-1, paths, channels)
-    got = conv(x, padded_sh, padded_radial, neighbour, torch.zeros(num_atoms, dtype=torch.long), filter_map)
+    radial_table = with_zero_row(radial.reshape(radial.size(0), -1)).view(-1, paths, channels)
+    got = conv(x, padded_sh, radial_table, row, neighbour, torch.zeros(num_atoms, dtype=torch.long), filter_map)
     expected = _reference_messages(irreps_in, irreps_filter, irreps_out, x, h, radial, edge_index)
     assert conv.scalar_in == (irreps_in.dim == 1)
     assert conv.scalar_out == (symmetric and irreps_out.dim == 1 and irreps_in.dim > 1)

@@ -16,7 +16,7 @@ All three compute the same function; tests hold them against each other.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import List, Optional
 
 import torch
 from e3nn import o3
@@ -36,6 +36,8 @@ class FilteredConvolution(ExactConstants):
             filter's own, for h = Y).
         symmetric_edges: every edge's reverse is in the graph with the same radial weights (full
             neighbour lists); lets a scalar-output block work from the sender's side.
+        block_elements: most elements of one per-edge ``[slots, P, C]`` tensor (atoms are taken
+            in blocks below it; 2²¹ float32 numbers = 8 MB).
 
     The filter enters through ``filter_map`` ([B, dim_Y, dim_h], see
     :class:`~regnn_ff.nn.relaxed.SourceFilter`), or h = Y when it is ``None``. It is folded with the
@@ -44,7 +46,8 @@ class FilteredConvolution(ExactConstants):
     """
 
     def __init__(self, irreps_in: o3.Irreps, irreps_filter: o3.Irreps, irreps_out: o3.Irreps,
-                 irreps_sh: Optional[o3.Irreps] = None, symmetric_edges: bool = True):
+                 irreps_sh: Optional[o3.Irreps] = None, symmetric_edges: bool = True,
+                 block_elements: int = 1 << 21):
         super().__init__()
         irreps_sh = o3.Irreps(irreps_filter if irreps_sh is None else irreps_sh)
         plist = couplings(irreps_in, irreps_filter, irreps_out)
@@ -62,6 +65,7 @@ class FilteredConvolution(ExactConstants):
         self.dim_out = o3.Irreps(irreps_out).dim
         self.scalar_in = self.dim_in == 1
         self.scalar_out = self.dim_out == 1 and symmetric_edges and not self.scalar_in
+        self.block_elements = block_elements
         self.register_buffer("q_path", torch.tensor(q_path), persistent=False)
         self.register_buffer("q_comp", torch.tensor(q_comp), persistent=False)
         self.register_constant("coupling", coupling.reshape(irreps_filter.dim, -1))
@@ -74,46 +78,78 @@ class FilteredConvolution(ExactConstants):
         self,
         x: torch.Tensor,
         sh: torch.Tensor,
-        radial_weights: torch.Tensor,
+        radial_table: torch.Tensor,
+        radial_row: torch.Tensor,
         neighbour: torch.Tensor,
         atom_batch: torch.Tensor,
         filter_map: Optional[torch.Tensor],
     ) -> torch.Tensor:
         """Summed messages [N, C, D_out].
 
-        x [N, C, D_in]; sh [N·K, dim_Y] and radial_weights [N·K, P, C] on the padded layout (zero
-        weights on padding); neighbour [N, K]; atom_batch [N] (structure of each atom).
+        x [N, C, D_in]; neighbour [N, K]; sh [N·K, dim_Y] on the padded layout; the radial weights
+        of slot s are ``radial_table[radial_row[s]]`` ([U + 1, P, C], zero for padding); atom_batch
+        [N] (structure of each atom).
+
+        Atoms are taken in blocks so that no per-edge tensor exceeds ``block_elements``: large
+        tensors allocated afresh on every call cost more in page faults (first touch of memory the
+        allocator handed back to the system) than the arithmetic on them.
         """
         num_atoms, width = neighbour.size(0), neighbour.size(1)
+        channels = x.size(1)
         table = self.coupling.unsqueeze(0) if filter_map is None else torch.matmul(filter_map, self.coupling)
         if self.scalar_out:
             table = table * self.sh_parity.view(1, -1, 1)
-        if table.size(0) == 1:
-            edge_table = torch.matmul(sh, table[0]).view(num_atoms, width, -1)
-        else:
-            edge_table = torch.bmm(sh.view(num_atoms, width, -1), table.index_select(0, atom_batch))
-        flat_neighbour = neighbour.reshape(-1)
-        channels = x.size(1)
-
-        if self.scalar_in:
-            x_j = x[:, :, 0].index_select(0, flat_neighbour)
-            weighted = (radial_weights * x_j.unsqueeze(1)).view(num_atoms, width * self.num_paths, channels)
-            per_path = edge_table.reshape(num_atoms, width * self.num_paths, self.dim_out)
-            # [N, D_out, C], then a per-atom transpose: with the channels last, neither the product
-            # nor its backward copies the large per-edge operand (measured ~2x faster).
-            return torch.bmm(per_path.transpose(1, 2), weighted).transpose(1, 2)
-
+        block = max(1, self.block_elements // (width * self.num_paths * channels))
+        sent = x.new_zeros(num_atoms, channels)
+        parts: List[torch.Tensor] = []
+        for first in range(0, num_atoms, block):
+            last = min(first + block, num_atoms)
+            rows = last - first
+            sh_block = sh[first * width : last * width]
+            if table.size(0) == 1:
+                edge_table = torch.matmul(sh_block, table[0]).view(rows, width, -1)
+            else:
+                edge_table = torch.bmm(sh_block.view(rows, width, -1), table.index_select(0, atom_batch[first:last]))
+            weights = radial_table.index_select(0, radial_row[first * width : last * width])
+            neighbours = neighbour[first:last].reshape(-1)
+            if self.scalar_in:
+                parts.append(self._gather_free(x, edge_table, weights, neighbours))
+            elif self.scalar_out:
+                sent = sent.index_add(0, neighbours, self._sender_side(x[first:last], edge_table, weights))
+            else:
+                parts.append(self._gathered(x, edge_table, weights, neighbours))
         if self.scalar_out:
-            x_q = x.index_select(2, self.q_comp).transpose(1, 2)  # [N, Q, C]
-            x_blocks = (x_q.unsqueeze(2) * self.path_mask.unsqueeze(-1)).reshape(num_atoms, self.num_slots, -1)
-            per_path = torch.bmm(edge_table, x_blocks).view(num_atoms * width, self.num_paths, channels)
-            sent = (per_path * radial_weights).sum(1)
-            return x.new_zeros(num_atoms, channels).index_add(0, flat_neighbour, sent).unsqueeze(-1)
+            return sent.unsqueeze(-1)
+        return torch.cat(parts)
 
-        x_j = x.index_select(0, flat_neighbour)
-        z = x_j.index_select(2, self.q_comp) * radial_weights.transpose(1, 2).index_select(2, self.q_path)
-        messages = torch.bmm(z, edge_table.view(num_atoms * width, self.num_slots, self.dim_out))
-        return messages.view(num_atoms, width, channels, self.dim_out).sum(1)
+    def _gather_free(self, x: torch.Tensor, edge_table: torch.Tensor, weights: torch.Tensor,
+                     neighbours: torch.Tensor) -> torch.Tensor:
+        """Scalar input: Σ over neighbours and paths as the inner dimension of one bmm per atom."""
+        rows, slots = edge_table.size(0), edge_table.size(1) * self.num_paths
+        x_j = x[:, :, 0].index_select(0, neighbours)
+        weighted = (weights * x_j.unsqueeze(1)).view(rows, slots, x.size(1))
+        per_path = edge_table.reshape(rows, slots, self.dim_out)
+        # [rows, D_out, C], then a per-atom transpose: with the channels last, neither the product
+        # nor its backward copies the large per-edge operand (measured ~2x faster).
+        return torch.bmm(per_path.transpose(1, 2), weighted).transpose(1, 2)
+
+    def _sender_side(self, x_own: torch.Tensor, edge_table: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """Scalar output: each atom's own features against its outgoing edges' reversed filters;
+        returns the [rows·K, C] scalars its neighbours receive."""
+        rows = x_own.size(0)
+        x_q = x_own.index_select(2, self.q_comp).transpose(1, 2)  # [rows, Q, C]
+        x_blocks = (x_q.unsqueeze(2) * self.path_mask.unsqueeze(-1)).reshape(rows, self.num_slots, -1)
+        per_path = torch.bmm(edge_table, x_blocks).view(-1, self.num_paths, x_own.size(1))
+        return (per_path * weights).sum(1)
+
+    def _gathered(self, x: torch.Tensor, edge_table: torch.Tensor, weights: torch.Tensor,
+                  neighbours: torch.Tensor) -> torch.Tensor:
+        """Any irreps: gather x_j, one [E, C, Q] product and one bmm per edge, summed per atom."""
+        rows, width = edge_table.size(0), edge_table.size(1)
+        x_j = x.index_select(0, neighbours)
+        z = x_j.index_select(2, self.q_comp) * weights.transpose(1, 2).index_select(2, self.q_path)
+        messages = torch.bmm(z, edge_table.view(rows * width, self.num_slots, self.dim_out))
+        return messages.view(rows, width, x.size(1), self.dim_out).sum(1)
 
 
 class NodeSourceProduct(ExactConstants):

@@ -93,8 +93,7 @@ class RelaxedInteraction(nn.Module):
         if self.filter is not None and source is not None:
             filter_map = self.filter(source)
         x_up = self.linear_up(x)
-        weights = self.radial(radial_basis).index_select(0, radial_row)
-        message = self.convolution(x_up, sh, weights, neighbour, batch, filter_map)
+        message = self.convolution(x_up, sh, self.radial(radial_basis), radial_row, neighbour, batch, filter_map)
         message = message * self.inv_avg_num_neighbors
         if self.node_product is not None and source is not None:
             message = message + self.node_product(x_up, source, batch)

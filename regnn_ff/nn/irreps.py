@@ -127,7 +127,7 @@ class ExactConstants(torch.nn.Module):
 
     def __init__(self):
         super().__init__()
-        self._exact: dict = {}
+        self._exact = {}  # name -> float64 CPU copy (not scripted: only used by _apply)
 
     def register_constant(self, name: str, value: torch.Tensor) -> None:
         self._exact[name] = value.detach().to("cpu")

@@ -69,9 +69,9 @@ class RelaxedLayer(nn.Module):
         if self.edges and edge_index is not None and vectors is not None:
             slot, neighbour, radial_row = padded_layout(edge_index, x.size(0), vectors.size(0))
             sh = self.spherical_harmonics(pad_rows(vectors, slot, neighbour.numel(), [0.0, 0.0, 2.0 * self.r_max]))
-            weights = self.radial(with_zero_row(self.radial_basis(vectors.norm(dim=1)))).index_select(0, radial_row)
+            radial = self.radial(with_zero_row(self.radial_basis(vectors.norm(dim=1))))
             atom_batch = torch.zeros(x.size(0), dtype=torch.long, device=x.device)
-            message = message + self.convolution(up, sh, weights, neighbour, atom_batch, self.filter(source))
+            message = message + self.convolution(up, sh, radial, radial_row, neighbour, atom_batch, self.filter(source))
         out = self.linear_out(message)
         if self.gate is not None:
             out = self.gate(out, message)

@@ -2,10 +2,11 @@
 
     python bench/speed.py [--sizes 64 216 512 1000] [--repeats 10] [--no-mace]
 
-Times energy + forces (neighbour list included, float32, median of --repeats calls after warm-up,
-torch threads = physical cores) of our strict, relaxed (l_relaxed=2) and field-input (1x1o) models
-at MACE's width (2 layers, 32 channels, l ≤ 2), and the MACE peer through its own ASE calculator. The
-peer lives in its own virtual environment (``bench/.mace-venv``, created on first use: mace-torch
+Times energy + forces (neighbour list included, float32, median of at least --repeats calls after
+warm-up, and for our models of at least --min-seconds of calls; torch threads = physical cores) of
+our strict, relaxed (l_relaxed=2) and field-input (1x1o) models at MACE's width (2 layers,
+32 channels, l ≤ 2), and the MACE peer through its own ASE calculator. The peer lives in its own
+virtual environment (``bench/.mace-venv``, created on first use: mace-torch
 pins e3nn 0.4.4, so it is never a dependency of the project). Also: peak memory at the largest box
 (ours and MACE, each in a fresh process), float32 vs float64 energies, the OpenMM step / raw call
 ratio for both backends (relaxed model) and ASE MD steps per second at the smallest box, and the test
@@ -70,6 +71,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 216, 512, 1000], help="water molecules per box")
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--min-seconds", type=float, default=4.0,
+                        help="keep timing each of our models until it has run this long (stable medians for small boxes)")
     parser.add_argument("--no-mace", action="store_true", help="skip the MACE peer")
     parser.add_argument("--no-accuracy", action="store_true", help="skip training the bench width on the demo's data")
     parser.add_argument("--mace-python", help="Python of an existing environment with mace-torch 0.3.16 (default: bench/.mace-venv)")
@@ -93,7 +96,7 @@ def main() -> None:
     for n_atoms, (atoms, _) in boxes.items():
         calls = {v: (lambda m=m, v=v: m.compute(atoms, field=[0.0, 0.0, 0.1] if v == "field" else None))
                  for v, m in models.items()}
-        rows[n_atoms] = time_interleaved(calls, args.repeats)
+        rows[n_atoms] = time_interleaved(calls, args.repeats, min_seconds=args.min_seconds)
         print(f"{n_atoms} atoms: " + ", ".join(f"{v} {t * 1e3:.1f} ms" for v, t in rows[n_atoms].items()), flush=True)
 
     largest = max(boxes)

@@ -7,13 +7,18 @@ import time
 from typing import Callable, Dict
 
 
-def time_interleaved(calls: Dict[str, Callable[[], object]], repeats: int, warmup: int = 3) -> Dict[str, float]:
-    """Median seconds per call of each callable, run round-robin so drifts in machine load hit all alike."""
+def time_interleaved(calls: Dict[str, Callable[[], object]], repeats: int, warmup: int = 3,
+                     min_seconds: float = 0.0) -> Dict[str, float]:
+    """Median seconds per call of each callable, run round-robin so drifts in machine load hit all alike.
+
+    Runs at least ``repeats`` rounds, and more until every callable has run for ``min_seconds``
+    (short calls on a noisy machine need many samples for a stable median).
+    """
     for call in calls.values():
         for _ in range(warmup):
             call()
     times = {name: [] for name in calls}
-    for _ in range(repeats):
+    while len(times[next(iter(calls))]) < repeats or min(sum(t) for t in times.values()) < min_seconds:
         for name, call in calls.items():
             start = time.perf_counter()
             call()

@@ -22,14 +22,15 @@ class Gate(nn.Module):
     def __init__(self, irreps: o3.Irreps, irreps_gate_source: o3.Irreps, channels: int):
         super().__init__()
         irs = flat(irreps)
-        self.blocks: List[Tuple[int, int, int, int]] = []  # (start, dim, kind, gate index)
+        blocks: List[Tuple[int, int, int, int]] = []  # (start, dim, kind, gate index)
         n_gated = 0
         for start, ir in zip(offsets(irs), irs):
             if ir.l == 0:
-                self.blocks.append((start, 1, 0 if ir.p == 1 else 1, -1))
+                blocks.append((start, 1, 0 if ir.p == 1 else 1, -1))
             else:
-                self.blocks.append((start, ir.dim, 2, n_gated))
+                blocks.append((start, ir.dim, 2, n_gated))
                 n_gated += 1
+        self.blocks = blocks
         self.num_gated = n_gated
         self.channels = channels
         scalar = slice_of(flat(irreps_gate_source), o3.Irrep("0e"))

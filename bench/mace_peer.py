@@ -1,6 +1,6 @@
 """The MACE peer, run with the Python of its own virtual environment (mace-torch pins e3nn 0.4.4).
 
-    <mace-venv>/bin/python bench/mace_peer.py OUT.json BOX1.xyz [BOX2.xyz ...] [--repeats 10]
+    <mace-venv>/bin/python bench/mace_peer.py OUT.json BOX1.xyz [BOX2.xyz ...] [--repeats 10] [--tune-allocator]
 
 Builds a MACE model of the same width as ours (hidden 32x0e+32x1o, max_ell 2, correlation 3,
 2 interactions, r_max 5 Å, random weights, float32), saves it, loads it through MACE's own ASE
@@ -11,12 +11,14 @@ resident memory of this process. Writes JSON.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import resource
 import statistics
 import tempfile
 import time
+from pathlib import Path
 
 os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # e3nn 0.4.4 loads constants with torch.load
 
@@ -45,7 +47,16 @@ def main() -> None:
     parser.add_argument("output")
     parser.add_argument("boxes", nargs="+")
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--tune-allocator", action="store_true", help="apply regnn_ff.performance.tune_allocator first")
     args = parser.parse_args()
+    if args.tune_allocator:
+        # The module is standard-library only; load it by path (this environment has no regnn_ff).
+        path = Path(__file__).resolve().parents[1] / "regnn_ff" / "performance.py"
+        spec = importlib.util.spec_from_file_location("regnn_performance", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        if not module.tune_allocator():
+            raise SystemExit("tune_allocator() could not be applied here")
     torch.set_default_dtype(torch.float32)
     path = os.path.join(tempfile.mkdtemp(), "mace.model")
     torch.save(build_model().float(), path)

@@ -10,6 +10,7 @@ from ase.calculators.calculator import Calculator, all_changes
 
 from regnn_ff.data.graph import atoms_to_graph, field_array
 from regnn_ff.nn.potential import RelaxedPotential
+from regnn_ff.performance import tune_allocator as _tune_allocator
 
 from .loader import load_model
 
@@ -20,6 +21,8 @@ class REGNNCalculator(Calculator):
     Units as ASE: eV, eV/Å, eV/Å³ (Voigt), e·Å; the field in V/Å for an E field (in the model's
     field irreps in general). ``calc.set(field=...)`` changes it between steps. ``stress`` is
     available for periodic cells, ``dipole`` (−∂E/∂E) for models with an E-field input.
+    ``tune_allocator`` lets malloc keep freed memory for the next step (process-wide, see
+    :func:`regnn_ff.performance.tune_allocator`).
     """
 
     # Declared on the class itself: extending an inherited list would change every calculator.
@@ -27,8 +30,10 @@ class REGNNCalculator(Calculator):
     default_parameters = {"field": None}
 
     def __init__(self, model: Union[str, Path, RelaxedPotential], device: str = "cpu",
-                 field: Optional[Sequence[float]] = None, **kwargs):
+                 field: Optional[Sequence[float]] = None, tune_allocator: bool = True, **kwargs):
         self.model = load_model(model, device)
+        if tune_allocator:
+            _tune_allocator()
         super().__init__(field=field, **kwargs)
         self._check_field(field)
 

@@ -21,6 +21,7 @@ from e3nn import o3
 from regnn_ff.data.units import ANGSTROM_PER_NM, KJ_PER_MOL_PER_EV
 from regnn_ff.export.torchscript import torchscript_on_purpose
 from regnn_ff.nn.potential import RelaxedPotential
+from regnn_ff.performance import tune_allocator as _tune_allocator
 
 from .loader import LoadedModel, load_model
 from .openmm_module import openmm_module
@@ -66,7 +67,7 @@ def _import_openmmtorch():
 
 def create_force(model: Union[str, Path, RelaxedPotential, LoadedModel], symbols: Sequence[str],
                  atoms: Optional[Sequence[int]] = None, periodic: bool = False,
-                 field: Optional[Sequence[float]] = None, backend: str = "torch"):
+                 field: Optional[Sequence[float]] = None, backend: str = "torch", tune_allocator: bool = True):
     """An OpenMM Force computing the model's energy of the given atoms.
 
     Args:
@@ -78,11 +79,15 @@ def create_force(model: Union[str, Path, RelaxedPotential, LoadedModel], symbols
         backend: ``"torch"`` (TorchForce, TorchScript; CUDA graphs on a GPU) or ``"python"``
             (``openmm.PythonForce``). ``"torch"`` falls back to ``"python"`` with a warning when
             openmm-torch is not installed.
+        tune_allocator: let malloc keep freed memory for the next step (process-wide, see
+            :func:`regnn_ff.performance.tune_allocator`).
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     loaded = model if isinstance(model, LoadedModel) else load_model(model)
     species = _species_indices(loaded, symbols)
+    if tune_allocator:
+        _tune_allocator()
     atoms = list(range(len(symbols))) if atoms is None else [int(a) for a in atoms]
     if len(atoms) != len(symbols):
         raise ValueError(f"{len(atoms)} atom indices but {len(symbols)} symbols")

@@ -74,7 +74,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 216, 512, 1000], help="water molecules per box")
     parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--min-seconds", type=float, default=4.0,
+    parser.add_argument("--min-seconds", type=float, default=10.0,
                         help="keep timing each of our models until it has run this long (stable medians for small boxes)")
     parser.add_argument("--no-mace", action="store_true", help="skip the MACE peer")
     parser.add_argument("--no-tune-allocator", action="store_true", help="leave malloc's defaults for our models")

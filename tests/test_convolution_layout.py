@@ -98,3 +98,12 @@ def test_edge_order_does_not_change_the_model(config):
     b = model(shuffled, [keys.ENERGY, keys.FORCES, keys.STRESS])
     for name in (keys.ENERGY, keys.FORCES, keys.STRESS):
         assert torch.allclose(a[name], b[name], rtol=1e-12, atol=1e-12), name
+
+
+def test_a_one_way_edge_list_is_refused():
+    model = small_model()
+    graph = atoms_to_graph(triclinic_crystal(), model.species_names, model.r_max, dtype=torch.float64)
+    half = graph[keys.EDGE_INDEX].size(1) // 2
+    one_way = dict(graph, **{keys.EDGE_INDEX: graph[keys.EDGE_INDEX][:, :half], keys.EDGE_SHIFT: graph[keys.EDGE_SHIFT][:half]})
+    with pytest.raises(ValueError, match="full neighbour list"):
+        model(one_way, [keys.ENERGY])

@@ -12,7 +12,9 @@ BATCH = "batch"  # [N] int64, index of the structure each atom belongs to
 NUM_ATOMS = "num_atoms"  # [B] int64
 CELL = "cell"  # [B, 3, 3] float, Å, lattice vectors as rows (ASE convention); zeros if not periodic
 PBC = "pbc"  # [B, 3] bool
-EDGE_INDEX = "edge_index"  # [2, E] int64: row 0 = centre atom i (receives), row 1 = neighbour j (sends)
+# [2, E] int64: row 0 = centre atom i (receives), row 1 = neighbour j (sends). A full list (every
+# pair both ways); built here it is also mirrored: the second half is the first half reversed.
+EDGE_INDEX = "edge_index"
 EDGE_SHIFT = "edge_shift"  # [E, 3] float, integer cell shifts: r_ij = r_j - r_i + shift @ cell
 FIELD = "field"  # [B, F] float, applied field in the model's field irreps (E in V/Å, B in T)
 

@@ -12,7 +12,7 @@ from its irreps, the form that keeps per-edge tensors smallest:
 - anything else: gather x_j, one ``[E, C, Q]`` product and one ``bmm`` per edge.
 
 All three compute the same function (tests hold each against a plain per-edge Clebsch–Gordan
-sum), and all take atoms in blocks so that per-edge tensors stay a few MB.
+sum), and all take atoms in blocks so that no per-edge tensor exceeds 28 MB.
 """
 
 from __future__ import annotations
@@ -38,7 +38,10 @@ class FilteredConvolution(ExactConstants):
         symmetric_edges: every edge's reverse is in the graph with the same radial weights (full
             neighbour lists); lets a scalar-output block work from the sender's side.
         block_elements: most elements of one per-edge ``[slots, P, C]`` tensor (atoms are taken
-            in blocks below it; 2²¹ float32 numbers = 8 MB).
+            in blocks below it). 7·2²⁰ float32 numbers = 28 MB, under the largest size glibc's
+            malloc recycles (32 MB), so with :func:`regnn_ff.performance.tune_allocator` no call
+            pays for fresh pages; fewer, larger blocks also mean fewer full-size gradient buffers
+            for the radial table, which autograd makes once per block.
 
     The filter enters through ``filter_map`` ([B, dim_Y, dim_h], see
     :class:`~regnn_ff.nn.relaxed.SourceFilter`), or h = Y when it is ``None``. It is folded with the
@@ -48,7 +51,7 @@ class FilteredConvolution(ExactConstants):
 
     def __init__(self, irreps_in: o3.Irreps, irreps_filter: o3.Irreps, irreps_out: o3.Irreps,
                  irreps_sh: Optional[o3.Irreps] = None, symmetric_edges: bool = True,
-                 block_elements: int = 1 << 21):
+                 block_elements: int = 7 << 20):
         super().__init__()
         irreps_sh = o3.Irreps(irreps_filter if irreps_sh is None else irreps_sh)
         plist = couplings(irreps_in, irreps_filter, irreps_out)

@@ -66,8 +66,6 @@ class RelaxedInteraction(nn.Module):
         self.linear_out = ChannelLinear(self.irreps_out, self.irreps_out, channels, channels)
         self.gate = Gate(self.irreps_out, self.irreps_out, channels)
         self.self_connection = SpeciesLinear(self.irreps_in, self.irreps_out, channels, channels, num_species)
-        self.channels = channels
-        self.num_paths = self.convolution.num_paths
         self.inv_avg_num_neighbors = 1.0 / float(avg_num_neighbors)
 
     def forward(

@@ -93,9 +93,16 @@ class RelaxedPotential(nn.Module):
         edge_batch = batch[edge_index[0]]
         shift = torch.bmm(data[keys.EDGE_SHIFT].unsqueeze(1), cell[edge_batch]).squeeze(1)
         vectors = positions[edge_index[1]] - positions[edge_index[0]] + shift
-        num_edges = edge_index.size(1)
-        unique = num_edges // 2 if edges_mirrored(edge_index, data[keys.EDGE_SHIFT]) else num_edges
-        slot, neighbour, radial_row = padded_layout(edge_index, positions.size(0), unique)
+        num_edges, num_atoms = edge_index.size(1), positions.size(0)
+        unique = num_edges
+        if edges_mirrored(edge_index, data[keys.EDGE_SHIFT]):
+            unique = num_edges // 2
+        elif not torch.equal(torch.bincount(edge_index[0], minlength=num_atoms),
+                             torch.bincount(edge_index[1], minlength=num_atoms)):
+            # The last block works from the senders' side, which needs every edge both ways.
+            raise ValueError("edge_index must be a full neighbour list (every pair in both directions); "
+                             "an atom is the centre of a different number of edges than it is the neighbour of")
+        slot, neighbour, radial_row = padded_layout(edge_index, num_atoms, unique)
         # Distances (and so radial weights) of mirrored edges are equal to the last bit: one MLP row each.
         radial = with_zero_row(self.radial_basis(torch.linalg.norm(vectors[:unique], dim=1)))
         # Padded slots get a dummy vector beyond the cutoff, only so that Y stays finite there.

@@ -1,6 +1,6 @@
 """Top operators of one energy + forces call (torch.profiler), to see where the time goes.
 
-    python bench/top_operators.py [--molecules 1000] [--variant strict|relaxed|field] [--rows 15]
+    python bench/top_operators.py [--molecules 1000] [--variant strict|relaxed|field] [--rows 15] [--no-tune-allocator]
 
 Float32, threads = cores, after warm-up; operators grouped by input shape, sorted by self CPU time.
 Also prints the minor page faults per call: large per-edge tensors freshly allocated each call cost
@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from speed import VARIANTS, our_model  # noqa: E402
 
 from regnn_ff.data.structures import water_box  # noqa: E402
+from regnn_ff.performance import tune_allocator  # noqa: E402
 
 
 def main() -> None:
@@ -31,8 +32,11 @@ def main() -> None:
     parser.add_argument("--molecules", type=int, default=1000, help="water molecules in the periodic box")
     parser.add_argument("--variant", choices=list(VARIANTS), default="strict")
     parser.add_argument("--rows", type=int, default=15)
+    parser.add_argument("--no-tune-allocator", action="store_true", help="leave malloc's defaults (see the page faults)")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
+    if not args.no_tune_allocator:
+        tune_allocator()  # as speed.py and the calculators do
     atoms = water_box(args.molecules)
     model = our_model(args.variant)
     field = [0.0, 0.0, 0.1] if args.variant == "field" else None

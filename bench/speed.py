@@ -60,9 +60,10 @@ def mace_python() -> Path:
     return python
 
 
-def peak_memory_child(variant: str, box: str) -> None:
+def peak_memory_child(variant: str, box: str, tuned: bool) -> None:
     """Run in a fresh process: one energy + forces call on ``box``; print peak RSS in MB."""
-    tune_allocator()
+    if tuned:
+        tune_allocator()
     atoms = ase.io.read(box)
     model = our_model(variant)
     field = [0.0, 0.0, 0.1] if "field_irreps" in VARIANTS[variant] else None
@@ -84,7 +85,7 @@ def main() -> None:
     parser.add_argument("--peak-memory-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.peak_memory_child:
-        peak_memory_child(*args.peak_memory_child)
+        peak_memory_child(*args.peak_memory_child, tuned=not args.no_tune_allocator)
         return
     torch.set_num_threads(os.cpu_count() or 1)
     # As the ASE calculator and the OpenMM builder do by default (see regnn_ff.performance).
@@ -109,7 +110,8 @@ def main() -> None:
     largest = max(boxes)
     peaks = {}
     for variant in VARIANTS:
-        out = subprocess.run([sys.executable, __file__, "--peak-memory-child", variant, str(boxes[largest][1])],
+        child = [sys.executable, __file__, "--peak-memory-child", variant, str(boxes[largest][1])]
+        out = subprocess.run(child + (["--no-tune-allocator"] if args.no_tune_allocator else []),
                              capture_output=True, text=True, check=True)
         peaks[variant] = float(out.stdout.strip().splitlines()[-1])
 

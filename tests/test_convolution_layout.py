@@ -15,7 +15,7 @@ from regnn_ff.data import keys
 from regnn_ff.data.graph import atoms_to_graph, edges_mirrored, neighbour_list
 from regnn_ff.nn.convolution import FilteredConvolution
 from regnn_ff.nn.irreps import both_parity_irreps, couplings, natural_irreps
-from regnn_ff.nn.neighbours import pad_rows, padded_layout, with_zero_row
+from regnn_ff.nn.neighbours import pad_vectors, padded_layout, with_zero_row
 
 
 def _reference_messages(irreps_in, irreps_filter, irreps_out, x, h, radial, edge_index):
@@ -62,7 +62,7 @@ def test_every_form_matches_the_per_edge_sum(irreps_in, irreps_out, relaxed, sym
     h = sh @ filter_map[0] if relaxed else sh
 
     slot, neighbour, row = padded_layout(edge_index, num_atoms, edge_index.size(1))
-    padded_sh = o3.spherical_harmonics(irreps_sh, pad_rows(vectors, slot, neighbour.numel(), [0.0, 0.0, 9.0]),
+    padded_sh = o3.spherical_harmonics(irreps_sh, pad_vectors(vectors, slot, neighbour.numel(), 4.5),
                                        normalize=True, normalization="component")
     radial_table = with_zero_row(radial.reshape(radial.size(0), -1)).view(-1, paths, channels)
     got = conv(x, padded_sh, radial_table, row, neighbour, torch.zeros(num_atoms, dtype=torch.long), filter_map)

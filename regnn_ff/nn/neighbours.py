@@ -12,7 +12,7 @@ the first half only and every slot reads its row from there: half the per-edge M
 
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import Tuple
 
 import torch
 
@@ -34,10 +34,12 @@ def neighbour_slots(centre: torch.Tensor, num_atoms: int) -> Tuple[torch.Tensor,
     return centre * width + rank, width
 
 
-def pad_rows(values: torch.Tensor, slot: torch.Tensor, num_slots: int, fill: List[float]) -> torch.Tensor:
-    """Scatter per-edge rows ``values [E, F]`` into ``[num_slots, F]``, other rows set to ``fill``."""
-    template = torch.tensor(fill, dtype=values.dtype, device=values.device).expand(num_slots, values.size(1))
-    return template.index_copy(0, slot, values)
+def pad_vectors(vectors: torch.Tensor, slot: torch.Tensor, num_slots: int, r_max: float) -> torch.Tensor:
+    """Edge vectors ``[E, 3]`` (Å) scattered into ``[num_slots, 3]``; padded slots get a dummy
+    vector beyond the cutoff, only so that spherical harmonics stay finite there (their radial
+    weights are the zero row of :func:`with_zero_row`)."""
+    dummy = torch.tensor([0.0, 0.0, 2.0 * r_max], dtype=vectors.dtype, device=vectors.device)
+    return dummy.expand(num_slots, 3).index_copy(0, slot, vectors)
 
 
 def padded_layout(edge_index: torch.Tensor, num_atoms: int, unique_edges: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -15,7 +15,7 @@ from ..data.graph import Structures, as_structure_list, atoms_to_graph, edges_mi
 from .config import ModelConfig
 from .interaction import RelaxedInteraction
 from .irreps import natural_irreps
-from .neighbours import pad_rows, padded_layout, with_zero_row
+from .neighbours import pad_vectors, padded_layout, with_zero_row
 from .radial import BesselBasis
 from .readout import AtomicEnergyReadout
 from .relaxed import RelaxedSource
@@ -105,8 +105,7 @@ class RelaxedPotential(nn.Module):
         slot, neighbour, radial_row = padded_layout(edge_index, num_atoms, unique)
         # Distances (and so radial weights) of mirrored edges are equal to the last bit: one MLP row each.
         radial = with_zero_row(self.radial_basis(torch.linalg.norm(vectors[:unique], dim=1)))
-        # Padded slots get a dummy vector beyond the cutoff, only so that Y stays finite there.
-        sh = self.spherical_harmonics(pad_rows(vectors, slot, neighbour.numel(), [0.0, 0.0, 2.0 * self.r_max]))
+        sh = self.spherical_harmonics(pad_vectors(vectors, slot, neighbour.numel(), self.r_max))
         x = self.embedding[species].unsqueeze(-1)
         for layer in self.layers:
             x = layer(x, species, batch, neighbour, sh, radial, radial_row, field)

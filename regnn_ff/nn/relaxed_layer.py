@@ -17,7 +17,7 @@ from .convolution import FilteredConvolution, NodeSourceProduct
 from .gate import Gate
 from .irreps import both_parity_irreps, natural_irreps
 from .linear import ChannelLinear
-from .neighbours import pad_rows, padded_layout, with_zero_row
+from .neighbours import pad_vectors, padded_layout, with_zero_row
 from .radial import BesselBasis, RadialMLP
 from .relaxed import RelaxedSource, SourceFilter
 
@@ -68,7 +68,7 @@ class RelaxedLayer(nn.Module):
         message = self.node_product(up, source, torch.zeros(x.size(0), dtype=torch.long, device=x.device))
         if self.edges and edge_index is not None and vectors is not None:
             slot, neighbour, radial_row = padded_layout(edge_index, x.size(0), vectors.size(0))
-            sh = self.spherical_harmonics(pad_rows(vectors, slot, neighbour.numel(), [0.0, 0.0, 2.0 * self.r_max]))
+            sh = self.spherical_harmonics(pad_vectors(vectors, slot, neighbour.numel(), self.r_max))
             radial = self.radial(with_zero_row(self.radial_basis(vectors.norm(dim=1))))
             atom_batch = torch.zeros(x.size(0), dtype=torch.long, device=x.device)
             message = message + self.convolution(up, sh, radial, radial_row, neighbour, atom_batch, self.filter(source))

@@ -9,8 +9,9 @@ The core package (``regnn_ff``) never imports from here; each adapter imports it
 where it is used.
 """
 
+from regnn_ff.export.load import LoadedModel, load_model
+
 from .ase import REGNNCalculator
-from .loader import LoadedModel, load_model
 from .openmm import add_force, create_force, current_dipole
 
 __all__ = ["LoadedModel", "REGNNCalculator", "add_force", "create_force", "current_dipole", "load_model"]

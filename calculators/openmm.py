@@ -18,17 +18,21 @@ import numpy as np
 import torch
 from e3nn import o3
 
+from regnn_ff.data.graph import MAX_PAIRS, estimated_pairs, field_array
 from regnn_ff.data.units import ANGSTROM_PER_NM, KJ_PER_MOL_PER_EV
+from regnn_ff.export.load import LoadedModel, load_model
 from regnn_ff.export.torchscript import torchscript_on_purpose
 from regnn_ff.nn.potential import RelaxedPotential
 from regnn_ff.performance import tune_allocator as _tune_allocator
+from regnn_ff.validate import particle_indices, warn_field_beyond_training
 
-from .loader import LoadedModel, load_model
 from .openmm_module import openmm_module
 
 E_PARAMETERS = ("regnn_Ex", "regnn_Ey", "regnn_Ez")
 B_PARAMETERS = ("regnn_Bx", "regnn_By", "regnn_Bz")
 BACKENDS = ("torch", "python")
+
+Model = Union[str, Path, RelaxedPotential, LoadedModel]
 
 
 def field_parameters(loaded: LoadedModel):
@@ -44,6 +48,8 @@ def field_parameters(loaded: LoadedModel):
 
 
 def _species_indices(loaded: LoadedModel, symbols: Sequence[str]) -> list:
+    if isinstance(symbols, str):
+        raise ValueError(f"symbols must be a list of chemical symbols, one per atom, got the string {symbols!r}")
     lookup = {s: k for k, s in enumerate(loaded.species)}
     for a, symbol in enumerate(symbols):
         if symbol not in lookup:
@@ -65,15 +71,26 @@ def _import_openmmtorch():
     return openmmtorch
 
 
-def create_force(model: Union[str, Path, RelaxedPotential, LoadedModel], symbols: Sequence[str],
-                 atoms: Optional[Sequence[int]] = None, periodic: bool = False,
-                 field: Optional[Sequence[float]] = None, backend: str = "torch", tune_allocator: bool = True):
+def _initial_field(loaded: LoadedModel, names, scale: float, field) -> list:
+    """The initial values of the field parameters (OpenMM units), checked, with a warning beyond the
+    training data's range."""
+    if field is None:
+        return [0.0] * len(names)
+    values = field_array(field, loaded.metadata.get("field_irreps"), 1)
+    warn_field_beyond_training(values * scale, loaded.data_range, loaded.field_unit, "OpenMM field (converted)")
+    return values[0].tolist()
+
+
+def create_force(model: Model, symbols: Sequence[str], atoms: Optional[Sequence[int]] = None, periodic: bool = False,
+                 field: Optional[Sequence[float]] = None, backend: str = "torch", tune_allocator: bool = True,
+                 num_particles: Optional[int] = None, dtype: Optional[str] = None, device: str = "cpu"):
     """An OpenMM Force computing the model's energy of the given atoms.
 
     Args:
         model: exported ``.pt``, training ``.ckpt``, a model object, or a loaded model.
         symbols: chemical symbol of each atom the model acts on (in ``atoms`` order).
-        atoms: indices of those atoms in the System (default: 0..len(symbols)-1).
+        atoms: indices of those atoms in the System (default: 0..len(symbols)-1): integers >= 0,
+            each once; below ``num_particles`` (the System's particle count) when that is given.
         periodic: use the System's periodic box.
         field: initial field in OpenMM units (V/nm for E, T for B); default zero.
         backend: ``"torch"`` (TorchForce, TorchScript; CUDA graphs on a GPU) or ``"python"``
@@ -81,20 +98,28 @@ def create_force(model: Union[str, Path, RelaxedPotential, LoadedModel], symbols
             openmm-torch is not installed.
         tune_allocator: let malloc keep freed memory for the next step (process-wide, see
             :func:`regnn_ff.performance.tune_allocator`).
+        num_particles: the System's particle count, to check ``atoms`` against before OpenMM sees them.
+        dtype: "float32"/"float64" (or "single"/"double"): the model's precision; default its own.
+        device: where the PythonForce backend runs the model ("cpu" or "cuda"); TorchForce follows
+            the OpenMM platform.
+
+    Every bad argument is a one-line ``ValueError`` raised before any OpenMM object is built.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    loaded = model if isinstance(model, LoadedModel) else load_model(model)
+    if not isinstance(periodic, (bool, np.bool_)):
+        raise ValueError(f"periodic must be True or False, got {periodic!r}")
+    loaded = load_model(model, device, dtype)
     species = _species_indices(loaded, symbols)
+    atoms = list(range(len(species))) if atoms is None else particle_indices(atoms, num_particles)
+    if len(atoms) != len(species):
+        raise ValueError(f"{len(atoms)} atom indices but {len(species)} symbols")
+    if num_particles is not None and len(atoms) > num_particles:
+        raise ValueError(f"the model acts on {len(atoms)} atoms, but the System has {num_particles} particles")
+    names, scale = field_parameters(loaded)
+    values = _initial_field(loaded, names, scale, field)
     if tune_allocator:
         _tune_allocator()
-    atoms = list(range(len(symbols))) if atoms is None else [int(a) for a in atoms]
-    if len(atoms) != len(symbols):
-        raise ValueError(f"{len(atoms)} atom indices but {len(symbols)} symbols")
-    names, scale = field_parameters(loaded)
-    values = [0.0] * len(names) if field is None else [float(v) for v in field]
-    if len(values) != len(names):
-        raise ValueError(f"field must have {len(names)} values for this model, got {len(values)}")
     if backend == "torch":
         try:
             openmmtorch = _import_openmmtorch()
@@ -102,8 +127,8 @@ def create_force(model: Union[str, Path, RelaxedPotential, LoadedModel], symbols
             warnings.warn("openmm-torch is not installed: using openmm.PythonForce instead of TorchForce")
             backend = "python"
     if backend == "python":
-        return _python_force(loaded, species, atoms, periodic, names, values, scale)
-    module = openmm_module(loaded.module, species, atoms, loaded.r_max, periodic, loaded.dtype, len(names), scale)
+        return _python_force(loaded, species, atoms, bool(periodic), names, values, scale)
+    module = openmm_module(loaded.module, species, atoms, loaded.r_max, bool(periodic), loaded.dtype, len(names), scale)
     with torchscript_on_purpose():  # openmm-torch serialises the module with torch.jit.save
         force = openmmtorch.TorchForce(torch.jit.script(module))
     force.setUsesPeriodicBoundaryConditions(bool(periodic))
@@ -115,37 +140,61 @@ def create_force(model: Union[str, Path, RelaxedPotential, LoadedModel], symbols
 
 
 class PythonComputation:
-    """The function a ``PythonForce`` calls; keeps the dipole of its latest evaluation (e·Å)."""
+    """The function a ``PythonForce`` calls: the model's own forces (and dipole, e·Å, kept from the
+    latest evaluation), no second derivative path. Picklable (it reloads the model), so OpenMM can
+    copy and serialise the force."""
 
-    def __init__(self, module, names, periodic: bool):
-        self.module = module
-        self.names = list(names)
+    def __init__(self, loaded: LoadedModel, species, atoms, periodic: bool, names, scale: float):
+        self.loaded = loaded
+        self.species = list(species)
+        self.atoms = list(atoms)
         self.periodic = periodic
+        self.names = list(names)
+        self.scale = scale
+        self.properties = ["energy", "forces"] + (["dipole"] if loaded.has_dipole else [])
         self.last_dipole: Optional[np.ndarray] = None
+        self._module = None
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "_module"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._module = None
+
+    @property
+    def module(self):
+        if self._module is None:
+            # PythonForce hands over only its particles' positions: indices 0..n-1 of those.
+            self._module = openmm_module(self.loaded.callable, self.species, list(range(len(self.atoms))),
+                                         self.loaded.r_max, self.periodic, self.loaded.dtype, len(self.names),
+                                         self.scale, reported=self.atoms).to(self.loaded.device)
+        return self._module
 
     def __call__(self, state):
         from openmm import unit
 
-        pos = torch.tensor(state.getPositions(asNumpy=True).value_in_unit(unit.nanometer), dtype=torch.float64, requires_grad=True)
-        params = state.getParameters()
-        field = [torch.tensor(params[name], dtype=torch.float64, requires_grad=True) for name in self.names]
-        args = [pos]
+        device = self.loaded.device
+        pos = torch.tensor(state.getPositions(asNumpy=True).value_in_unit(unit.nanometer), dtype=torch.float64, device=device)
+        box = None
         if self.periodic:
-            args.append(torch.tensor(state.getPeriodicBoxVectors(asNumpy=True).value_in_unit(unit.nanometer), dtype=torch.float64))
-        energy = self.module(*args, *field)
-        grads = torch.autograd.grad(energy, [pos] + field)
-        if field and self.names[0] == E_PARAMETERS[0]:
-            # dE/dE[V/nm] in kJ/mol -> dipole in e·Å
-            self.last_dipole = -np.array([float(g) for g in grads[1:]]) / KJ_PER_MOL_PER_EV * ANGSTROM_PER_NM
-        return float(energy.detach()), -grads[0].numpy()
+            vectors = state.getPeriodicBoxVectors(asNumpy=True).value_in_unit(unit.nanometer)
+            check_pair_count(self.loaded, len(self.atoms), vectors)  # the box may have changed (barostat)
+            box = torch.tensor(vectors, dtype=torch.float64, device=device)
+        params = state.getParameters()
+        field = torch.tensor([params[name] for name in self.names], dtype=torch.float64, device=device) if self.names else None
+        out = self.module.model(self.module.graph(pos, box, field), self.properties)
+        if "dipole" in out:
+            self.last_dipole = out["dipole"][0].detach().cpu().double().numpy()
+        energy = float(out["energy"].detach().sum()) * KJ_PER_MOL_PER_EV
+        forces = out["forces"].detach().cpu().double().numpy() * (KJ_PER_MOL_PER_EV * ANGSTROM_PER_NM)
+        return energy, forces
 
 
 def _python_force(loaded: LoadedModel, species, atoms, periodic, names, values, scale):
     import openmm
 
-    module = openmm_module(loaded.module, species, list(range(len(atoms))), loaded.r_max, periodic,
-                           loaded.dtype, len(names), scale)
-    computation = PythonComputation(module, names, periodic)
+    computation = PythonComputation(loaded, species, atoms, periodic, names, scale)
     force = openmm.PythonForce(computation, dict(zip(names, values)))
     force.setParticles(atoms)
     force.setUsesPeriodicBoundaryConditions(bool(periodic))
@@ -175,20 +224,56 @@ def current_dipole(context, force) -> np.ndarray:
     return -np.array([derivatives[n] for n in E_PARAMETERS]) / KJ_PER_MOL_PER_EV * ANGSTROM_PER_NM
 
 
-def add_force(system, topology, model, atoms: Optional[Sequence[int]] = None, field=None, backend: str = "torch",
-              force_group: int = 0):
-    """Add the model to ``system`` for ``atoms`` of ``topology`` (all by default); returns the Force."""
+def check_pair_count(loaded: LoadedModel, num_atoms: int, box) -> None:
+    """Refuse a cutoff that gives an enormous neighbour list in this periodic box (nm, OpenMM
+    Vec3s or an array): vesin would run for minutes and fill the memory."""
+    from openmm import unit
+
+    if unit.is_quantity(box):
+        box = box.value_in_unit(unit.nanometer)
+    vectors = [v.value_in_unit(unit.nanometer) if unit.is_quantity(v) else v for v in box]
+    cell = np.array([[float(x) for x in v] for v in vectors]) * ANGSTROM_PER_NM
+    estimate = estimated_pairs(num_atoms, cell, (True, True, True), loaded.r_max)
+    if estimate > MAX_PAIRS:
+        raise ValueError(f"r_max {loaded.r_max} Å in this periodic box ({np.round(np.diag(cell), 3).tolist()} Å) gives "
+                         f"about {estimate:.2g} neighbour pairs (more than {MAX_PAIRS:.0e}); is the box right?")
+
+
+def topology_symbols(topology, atoms: Optional[Sequence[int]] = None):
+    """``(indices, chemical symbols)`` of ``atoms`` of ``topology`` (all by default), indices checked."""
     all_atoms = list(topology.atoms())
-    chosen = list(range(len(all_atoms))) if atoms is None else [int(a) for a in atoms]
+    chosen = list(range(len(all_atoms))) if atoms is None else particle_indices(atoms, len(all_atoms), owner="topology")
     symbols = []
     for a in chosen:
         element = all_atoms[a].element
         if element is None:
             raise ValueError(f"atom {a} ({all_atoms[a].name}) has no element in the topology")
         symbols.append(element.symbol)
-    force = create_force(model, symbols, chosen, periodic=topology.getPeriodicBoxVectors() is not None,
-                         field=field, backend=backend)
-    force.setForceGroup(force_group)
+    return chosen, symbols
+
+
+def add_force(system, topology, model: Model, atoms: Optional[Sequence[int]] = None, field=None,
+              backend: str = "torch", force_group: int = 0, dtype: Optional[str] = None, device: str = "cpu"):
+    """Add the model to ``system`` for ``atoms`` of ``topology`` (all by default); returns the Force.
+
+    The System must have a particle for every atom of the topology; ``atoms`` are checked against
+    both (integers >= 0, each once, in range) before any OpenMM object is built. Other arguments as
+    :func:`create_force`.
+    """
+    num_atoms, num_particles = topology.getNumAtoms(), system.getNumParticles()
+    periodic = topology.getPeriodicBoxVectors() is not None
+    if num_particles < num_atoms:
+        raise ValueError(f"the System has {num_particles} particles but the topology has {num_atoms} atoms: "
+                         "build the System from this topology")
+    if isinstance(force_group, bool) or not isinstance(force_group, (int, np.integer)) or not 0 <= force_group <= 31:
+        raise ValueError(f"force_group must be an integer from 0 to 31 (OpenMM's limit), got {force_group!r}")
+    chosen, symbols = topology_symbols(topology, atoms)
+    loaded = load_model(model, device, dtype)
+    if periodic:
+        check_pair_count(loaded, len(chosen), system.getDefaultPeriodicBoxVectors())
+    force = create_force(loaded, symbols, chosen, periodic=periodic, field=field, backend=backend,
+                         num_particles=num_particles)
+    force.setForceGroup(int(force_group))
     system.addForce(force)
     return force
 
@@ -203,7 +288,7 @@ def run_molecule_md(model, atoms, steps: int = 200, field_v_per_angstrom=(0.0, 0
     import openmm
     from openmm import unit
 
-    loaded = model if isinstance(model, LoadedModel) else load_model(model)
+    loaded = load_model(model)
     names, scale = field_parameters(loaded)
     field = [v * ANGSTROM_PER_NM for v in field_v_per_angstrom] if names == E_PARAMETERS else None
     system = openmm.System()

@@ -9,19 +9,45 @@ from pathlib import Path
 from typing import Iterator, Union
 
 
+def _umask() -> int:
+    # os.umask can only be read by setting it; set it straight back.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_path(path: Union[str, Path]) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` (same extension); on success rename it onto ``path``.
 
-    On an exception the temporary file is removed and ``path`` keeps its old content.
+    On an exception the temporary file is removed and ``path`` keeps its old content. The file gets
+    the permissions of an ordinary new file (0666 less the process umask), not the temporary file's
+    0600. Errors name ``path``, never the temporary file: ``IsADirectoryError`` when ``path`` is a
+    directory, ``NotADirectoryError`` when a parent is a file, ``PermissionError`` otherwise.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: is a directory; give a file name")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise NotADirectoryError(f"{path}: cannot write here, {parent} is a file, not a directory")
+            break
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
+    except OSError as err:
+        raise type(err)(f"{path}: cannot write here ({err.strerror})") from None
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def is_leftover(name: str) -> bool:
+    """True for the name of a temporary file :func:`atomic_path` leaves when the process is killed."""
+    return name.startswith(".") and ".tmp" in name

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from typing import List, Optional
 
 
@@ -15,15 +16,17 @@ def _demo(args: argparse.Namespace) -> None:
 
 
 def _info(args: argparse.Namespace) -> None:
-    from .export import load_scripted
+    from .export.load import load_model
 
-    _, meta = load_scripted(args.model)
-    print(json.dumps(meta, indent=2, ensure_ascii=False))
+    print(json.dumps(load_model(args.model).metadata, indent=2, ensure_ascii=False))
 
 
 def _train(args: argparse.Namespace) -> None:
     from .train import TrainConfig, load_run_config, train
 
+    if args.resume and args.config:
+        raise ValueError(f"give a CONFIG or --resume {args.resume}, not both: a resumed run continues with "
+                         f"{args.resume}/config.yaml (change optimiser entries with --set)")
     if args.resume:
         config = load_run_config(args.resume, args.set)
     elif args.config:
@@ -37,22 +40,20 @@ def _evaluate(args: argparse.Namespace) -> None:
     from .evaluate import evaluate
     from .train.metrics import format_table
 
-    keys = dict(item.split("=", 1) for item in args.key)
+    keys = {}
+    for item in args.key:
+        label, sep, name = item.partition("=")
+        if not sep or not label or not name:
+            raise ValueError(f"--key expects LABEL=NAME (e.g. energy=E), got '{item}'")
+        keys[label] = name
     metrics = evaluate(args.model, args.data, keys)
     print(json.dumps(metrics, indent=1) if args.json else format_table({"data": metrics}))
 
 
 def _export(args: argparse.Namespace) -> None:
-    import torch
+    from .export.torchscript import export_checkpoint
 
-    from .export import save_scripted
-    from .train.checkpoint import model_from_checkpoint
-
-    model = model_from_checkpoint(args.checkpoint)
-    if args.dtype:
-        model = model.to(getattr(torch, args.dtype))
-    path = save_scripted(model, args.output)
-    print(f"wrote {path}")
+    print(f"wrote {export_checkpoint(args.checkpoint, args.output, args.dtype)}")
 
 
 def _label(args: argparse.Namespace) -> None:
@@ -95,8 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--epochs", type=int, default=30, help="training epochs (default: 30)")
     demo.set_defaults(func=_demo)
 
-    info = sub.add_parser("info", help="print the metadata stored in an exported model file")
-    info.add_argument("model", help="a .pt file written by regnn")
+    info = sub.add_parser("info", help="print the metadata of an exported model file or a checkpoint")
+    info.add_argument("model", help="a .pt file written by regnn export, or a .ckpt")
     info.set_defaults(func=_info)
 
     train = sub.add_parser("train", help="train a model from a YAML config")
@@ -139,11 +140,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    # Warnings from the library (a field beyond the training range, labels in other units) are
+    # advice to the user, not to a developer: one line, without the source location.
+    print(f"regnn: warning: {message}", file=sys.stderr if file is None else file)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    warnings.showwarning = _one_line_warning
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError, TypeError) as err:
+    except (ValueError, TypeError, OSError) as err:
+        # OSError covers missing files, directories given as files and unwritable places; its text
+        # names the file the user gave (see regnn_ff.atomic), never a temporary one.
         print(f"regnn: error: {err}", file=sys.stderr)
         return 2
     return 0

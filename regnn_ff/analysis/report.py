@@ -25,14 +25,12 @@ def relaxed_weights_of(source: Source) -> Tuple[Optional[str], List[np.ndarray],
         return str(o3.Irreps(irreps)), [np.asarray(t, dtype=np.float64) for t in thetas], None
     if isinstance(source, RelaxedPotential):
         return source.relaxed_irreps(), [t.double().numpy() for t in source.relaxed_weights()], source.config.field_irreps
-    path = Path(source)
-    if path.suffix == ".ckpt":
-        from ..train.checkpoint import model_from_checkpoint
+    from ..export.load import load_model
 
-        return relaxed_weights_of(model_from_checkpoint(path))
-    from ..export import load_scripted
-
-    module, meta = load_scripted(path)
+    loaded = load_model(source)
+    if loaded.eager is not None:  # a checkpoint
+        return relaxed_weights_of(loaded.eager)
+    module, meta = loaded.module, loaded.metadata
     if meta.get("relaxed_irreps") is None:
         return None, [], meta.get("field_irreps")
     state = module.state_dict()

@@ -60,11 +60,51 @@ def _check_geometry(atoms: Atoms, structure: int) -> None:
     cell = atoms.cell.array
     if not np.isfinite(cell).all():
         raise ValueError(f"structure {structure} has a non-finite cell")
-    for d in np.flatnonzero(atoms.pbc):
+    periodic = np.flatnonzero(atoms.pbc)
+    for d in periodic:
         if np.linalg.norm(cell[d]) < 1e-8:
             raise ValueError(
                 f"structure {structure} is periodic along cell vector {d}, which has zero length"
             )
+    # Linearly dependent periodic vectors (a flat cell) make vesin fail, or crash the process
+    # (SIGFPE) when only some directions are periodic.
+    if periodic.size:
+        rows = cell[periodic]
+        singular = np.linalg.svd(rows, compute_uv=False)
+        if singular[-1] < 1e-8 * singular[0]:
+            raise ValueError(
+                f"structure {structure}: the periodic cell vectors {periodic.tolist()} are linearly dependent "
+                f"(zero-volume cell {np.round(rows, 6).tolist()})"
+            )
+
+
+#: More neighbour pairs than this (estimated from the cell, r_max and the atom count) is refused:
+#: vesin would run for minutes and fill the memory (an r_max in the wrong unit, a tiny cell).
+MAX_PAIRS = 5e7
+
+
+def estimated_pairs(num_atoms: int, cell: np.ndarray, pbc: Sequence[bool], r_max: float) -> float:
+    """Upper estimate of the neighbour pairs within ``r_max`` (Å): the images of the cell within
+    reach along each periodic direction, times all pairs of atoms."""
+    periodic = np.flatnonzero(np.asarray(pbc, dtype=bool))
+    images = 1.0
+    if periodic.size:
+        # Spacing of the lattice planes within the periodic subspace: 1 / |reciprocal vector|.
+        reciprocal = np.linalg.pinv(np.asarray(cell, dtype=np.float64)[periodic])
+        for spacing in 1.0 / np.linalg.norm(reciprocal, axis=0):
+            images *= 2.0 * float(r_max) / spacing + 1.0
+    return 0.5 * num_atoms * num_atoms * images
+
+
+def _check_pair_count(atoms: Atoms, r_max: float, structure: int) -> None:
+    if not atoms.pbc.any():
+        return  # at most N²/2 pairs: bounded by the structure itself
+    estimate = estimated_pairs(len(atoms), atoms.cell.array, atoms.pbc, r_max)
+    if estimate > MAX_PAIRS:
+        raise ValueError(
+            f"structure {structure}: r_max {r_max} Å in this periodic cell gives about {estimate:.2g} neighbour "
+            f"pairs (more than {MAX_PAIRS:.0e}); is r_max in Å, and is the cell right?"
+        )
 
 
 def neighbour_list(atoms: Atoms, r_max: float, structure: int = 0):
@@ -75,6 +115,7 @@ def neighbour_list(atoms: Atoms, r_max: float, structure: int = 0):
     second half of the list is the first half reversed.
     """
     _check_geometry(atoms, structure)
+    _check_pair_count(atoms, r_max, structure)
     i, j, shift, dist = vesin.NeighborList(cutoff=float(r_max), full_list=False).compute(
         points=np.ascontiguousarray(atoms.positions, dtype=np.float64),
         box=np.ascontiguousarray(atoms.cell.array, dtype=np.float64),
@@ -117,7 +158,14 @@ def field_array(field, field_irreps: Optional[str], num_structures: int) -> Opti
     dim = o3.Irreps(field_irreps).dim if field_irreps else 0
     if dim == 0:
         raise ValueError("a field was given, but this model has no field input (field_irreps is None)")
-    arr = np.asarray(field, dtype=np.float64)
+    if isinstance(field, (str, bytes, dict)):
+        raise ValueError(f"field must be numbers (shape ({dim},) for field irreps {o3.Irreps(field_irreps)}), "
+                         f"got a {type(field).__name__} {field!r}")
+    try:
+        arr = np.array(field, dtype=np.float64)  # a copy: later changes to the caller's array do not leak in
+    except (TypeError, ValueError):
+        raise ValueError(f"field must be numbers (shape ({dim},) for field irreps {o3.Irreps(field_irreps)}), "
+                         f"got {field!r}") from None
     if arr.shape == (dim,):
         arr = np.tile(arr, (num_structures, 1))
     elif arr.shape != (num_structures, dim):

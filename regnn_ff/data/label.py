@@ -138,6 +138,14 @@ def sample_configurations(
 
     if n_frames < 1:
         raise ValueError(f"n_frames must be >= 1, got {n_frames}")
+    if not (np.isfinite(field_max) and field_max >= 0):
+        raise ValueError(f"field_max must be a finite number >= 0 (V/Å), got {field_max}")
+    if not (np.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be a finite number > 0 (K), got {temperature}")
+    if fixed_field is not None:
+        fixed_field = np.asarray(fixed_field, dtype=np.float64).reshape(-1)
+        if fixed_field.shape != (3,) or not np.isfinite(fixed_field).all():
+            raise ValueError(f"the fixed field must be 3 finite numbers (V/Å), got {fixed_field.tolist()}")
     rng = np.random.default_rng(seed)
     atoms = as_molecule(molecule)
     atoms.pbc = False

@@ -39,10 +39,21 @@ def load_checkpoint(path: Union[str, Path]) -> Dict[str, Any]:
 
 def model_from_checkpoint(path: Union[str, Path], use_ema: bool = True) -> RelaxedPotential:
     """The model stored in a checkpoint (EMA weights when present), in its training dtype, eval mode."""
-    state = load_checkpoint(path)
+    return model_from_state(load_checkpoint(path), path, use_ema)
+
+
+def model_from_state(state: Dict[str, Any], path: Union[str, Path], use_ema: bool = True) -> RelaxedPotential:
+    """The model in a checkpoint already read by :func:`load_checkpoint` (``path`` names it in errors)."""
+    for key in ("model_config", "model_state"):
+        if key not in state:
+            raise ValueError(f"{path}: checkpoint has no '{key}'")
     model = RelaxedPotential(ModelConfig.from_dict(state["model_config"], f"{path}: model_config"))
     weights = state["ema_state"] if use_ema and state.get("ema_state") else state["model_state"]
     dtype = getattr(torch, state.get("dtype", "float32"))
     model = model.to(dtype)
-    model.load_state_dict(weights)
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as err:  # torch lists every mismatched tensor over many lines
+        first = str(err).strip().splitlines()[0]
+        raise ValueError(f"{path}: the stored weights do not fit its model_config ({first})") from None
     return model.eval()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
@@ -105,8 +106,10 @@ class TrainConfig:
         for key, value in data.items():
             if key in sections:
                 kwargs[key] = _section(sections[key], value, f"{source}: {key}")
+            elif key == "model" and isinstance(value, dict):
+                kwargs[key] = _typed(ModelConfig, value, f"{source}: model")
             elif key in {f.name for f in dataclasses.fields(cls)}:
-                kwargs[key] = value
+                kwargs[key] = _typed(cls, {key: value}, source)[key]
             else:
                 raise ValueError(f"{source}: unknown key '{key}'{_hint(key, [f.name for f in dataclasses.fields(cls)])}")
         try:
@@ -148,7 +151,45 @@ def _section(cls, value: Any, where: str):
     for key in value:
         if key not in known:
             raise ValueError(f"{where}: unknown key '{key}'{_hint(key, known)}")
-    return cls(**value)
+    return cls(**_typed(cls, value, where))
+
+
+_KINDS = {float: "a number", int: "an integer", bool: "true or false", str: "a string", list: "a list", dict: "a mapping"}
+
+
+def _typed(cls, values: Dict[str, Any], where: str) -> Dict[str, Any]:
+    """``values`` checked against the types of ``cls``'s dataclass fields; a wrong type is a one-line
+    error naming the key (instead of a comparison failing later deep in the code). A string that
+    reads as a number is taken as one for a float entry: YAML 1.1 reads ``1e-3`` as a string."""
+    hints = typing.get_type_hints(cls)
+    out = dict(values)
+    for key, value in values.items():
+        if key in hints:
+            out[key] = _typed_value(value, hints[key], f"{where}: '{key}'")
+    return out
+
+
+def _typed_value(value: Any, hint: Any, where: str) -> Any:
+    allowed = [a for a in typing.get_args(hint) if a is not type(None)] if typing.get_origin(hint) is Union else [hint]
+    optional = len(allowed) < len(typing.get_args(hint)) if typing.get_origin(hint) is Union else False
+    if value is None and optional:
+        return None
+    kind = (typing.get_origin(allowed[0]) or allowed[0]) if len(allowed) == 1 else Any
+    if kind is float and isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    elif kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    elif kind in _KINDS and isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value
+    elif kind not in _KINDS:
+        return value  # Any, or a union of several types: the dataclass checks it
+    wanted = _KINDS[kind] + (" or null" if optional else "")
+    raise ValueError(f"{where} must be {wanted}, got {value!r} ({type(value).__name__})")
+
+
 
 
 def apply_overrides(data: Dict[str, Any], overrides: Sequence[str]) -> Dict[str, Any]:

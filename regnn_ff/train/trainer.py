@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from tqdm import tqdm
 from ..atomic import atomic_path
 from ..data.datasets import KeyMap, check_species, read_frames, species_in, split_frames
 from ..nn.potential import RelaxedPotential
+from ..validate import data_range, torch_device, warn_ignored_inputs
 from .batches import GraphCache, epoch_batches
 from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from .config import TrainConfig
@@ -31,6 +33,7 @@ from .distributed import Context
 from .ema import WeightEMA
 from .loss import loss_terms, properties_for, total_loss
 from .metrics import error_metrics, format_table
+from .run_dir import check_resume, claim_run_dir
 from .statistics import force_rms, mean_neighbours, reference_energies
 
 
@@ -81,6 +84,8 @@ def prepare(config: TrainConfig) -> Prepared:
         model.readout.scale.fill_(force_rms(train))
     periodic = any(f.atoms.pbc.any() for f in train)
     properties = properties_for(config.loss, model.dipole_start >= 0, periodic)
+    warn_ignored_inputs(train, KeyMap.from_dict(config.data.keys).field, field_dim, model.dipole_start >= 0,
+                        config.data.train, config.loss.dipole)
     return Prepared(
         model=model,
         train=train_cache,
@@ -144,8 +149,23 @@ def _plot(path: Path, history: List[Dict[str, float]]) -> None:
 def train(config: TrainConfig, resume: bool = False, echo: Callable[[str], None] = print) -> Path:
     """Train a model as ``config`` says; with ``resume`` continue from ``run_dir/last.ckpt``.
 
-    Returns the run directory.
+    The run directory is locked for the run (a second trainer into it fails at once, naming the
+    first one's pid); a resume must keep the model and dtype it was started with. Returns the run
+    directory.
     """
+    torch_device(config.device)  # a missing GPU is a one-line error before any data is read
+    if resume:
+        check_resume(config.to_dict(), config.run_dir)
+    # Only the main process (rank 0 under torchrun) writes into the run directory.
+    lock = claim_run_dir(config.run_dir) if int(os.environ.get("RANK", "0")) == 0 else None
+    try:
+        return _train(config, resume, echo)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train(config: TrainConfig, resume: bool, echo: Callable[[str], None]) -> Path:
     ctx = Context.from_env(config.device)
     run_dir = Path(config.run_dir)
     say = echo if ctx.is_main else (lambda line: None)
@@ -181,6 +201,7 @@ def train(config: TrainConfig, resume: bool = False, echo: Callable[[str], None]
             "model_state": model.state_dict(), "ema_state": ema.weights() if config.optim.ema_decay > 0 else None,
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "ema": ema.state_dict(), "epoch": epoch, "best_val": best, "stale": stale, "history": history,
+            "data_range": data_range(prepared.train.frames),
         }
 
     show_bar = ctx.is_main and sys.stderr.isatty()

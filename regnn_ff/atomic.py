@@ -6,7 +6,7 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Union
+from typing import Iterator, Optional, Union
 
 
 def _umask() -> int:
@@ -14,6 +14,15 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def file_in_the_way(directory: Union[str, Path]) -> Optional[Path]:
+    """The file (not a directory) at ``directory`` or at its nearest existing parent, if any: what
+    stops ``directory`` from being created."""
+    for place in (Path(directory), *Path(directory).parents):
+        if place.exists():
+            return None if place.is_dir() else place
+    return None
 
 
 @contextmanager
@@ -28,11 +37,9 @@ def atomic_path(path: Union[str, Path]) -> Iterator[Path]:
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"{path}: is a directory; give a file name")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise NotADirectoryError(f"{path}: cannot write here, {parent} is a file, not a directory")
-            break
+    blocking = file_in_the_way(path.parent)
+    if blocking is not None:
+        raise NotADirectoryError(f"{path}: cannot write here, {blocking} is a file, not a directory")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")

@@ -158,14 +158,13 @@ def field_array(field, field_irreps: Optional[str], num_structures: int) -> Opti
     dim = o3.Irreps(field_irreps).dim if field_irreps else 0
     if dim == 0:
         raise ValueError("a field was given, but this model has no field input (field_irreps is None)")
+    wanted = f"field must be numbers (shape ({dim},) for field irreps {o3.Irreps(field_irreps)})"
     if isinstance(field, (str, bytes, dict)):
-        raise ValueError(f"field must be numbers (shape ({dim},) for field irreps {o3.Irreps(field_irreps)}), "
-                         f"got a {type(field).__name__} {field!r}")
+        raise ValueError(f"{wanted}, got a {type(field).__name__} {field!r}")
     try:
         arr = np.array(field, dtype=np.float64)  # a copy: later changes to the caller's array do not leak in
     except (TypeError, ValueError):
-        raise ValueError(f"field must be numbers (shape ({dim},) for field irreps {o3.Irreps(field_irreps)}), "
-                         f"got {field!r}") from None
+        raise ValueError(f"{wanted}, got {field!r}") from None
     if arr.shape == (dim,):
         arr = np.tile(arr, (num_structures, 1))
     elif arr.shape != (num_structures, dim):

@@ -13,7 +13,7 @@ from typing import Any, Dict, Optional, Union
 
 import yaml
 
-from ..atomic import is_leftover
+from ..atomic import file_in_the_way, is_leftover
 
 LOCK_FILE = ".lock"
 
@@ -38,13 +38,11 @@ class RunDirLock:
 
 
 def _check_place(run_dir: Path) -> None:
-    if run_dir.exists() and not run_dir.is_dir():
+    blocking = file_in_the_way(run_dir)
+    if blocking == run_dir:
         raise NotADirectoryError(f"run_dir {run_dir} is a file, not a directory")
-    for parent in run_dir.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise NotADirectoryError(f"run_dir {run_dir}: {parent} is a file, not a directory")
-            return
+    if blocking is not None:
+        raise NotADirectoryError(f"run_dir {run_dir}: {blocking} is a file, not a directory")
 
 
 def claim_run_dir(run_dir: Union[str, Path]) -> RunDirLock:

@@ -19,6 +19,7 @@ import stat
 import subprocess
 import sys
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -61,7 +62,9 @@ def _frames(scale: float = 1.0, field: bool = True):
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory) -> SimpleNamespace:
+def files(tmp_path_factory):
+    """The tiny model's files, built once; the child processes (OpenMM cases, the command line) start
+    here, so that they run while the in-process cases do."""
     d = tmp_path_factory.mktemp("bad_input")
     torch.manual_seed(0)
     model = RelaxedPotential(TINY).double().eval()
@@ -78,9 +81,35 @@ def files(tmp_path_factory) -> SimpleNamespace:
     (d / "a_file").write_text("")
     extra = {METADATA_FILE: ""}
     scripted = torch.jit.load(str(d / "model.pt"), _extra_files=extra)
-    return SimpleNamespace(dir=d, model=model, strict=strict, pt=d / "model.pt", strict_pt=d / "strict.pt",
-                           ckpt=d / "model.ckpt", loaded=load_model(d / "model.pt"), scripted=scripted,
-                           meta=json.loads(extra[METADATA_FILE]))
+    out = SimpleNamespace(dir=d, model=model, strict=strict, pt=d / "model.pt", strict_pt=d / "strict.pt",
+                          ckpt=d / "model.ckpt", loaded=load_model(d / "model.pt"), scripted=scripted,
+                          meta=json.loads(extra[METADATA_FILE]))
+    with ThreadPoolExecutor(max_workers=4) as pool:  # each child imports torch (~0.7 GB)
+        lock = _start_children(out, pool)
+        try:
+            yield out
+        finally:
+            pool.shutdown(wait=True)
+            lock.release()
+
+
+def _start_children(files, pool):
+    """Submit the OpenMM child and every command-line case to ``pool``; returns the run-directory
+    lock the 'locked' case must meet (as a live trainer would hold it)."""
+    from regnn_ff.train.run_dir import claim_run_dir
+
+    torch.manual_seed(0)
+    big = files.dir / "big_r_max.pt"
+    save_scripted(RelaxedPotential(dict(TINY, r_max=1000.0)).double().eval(), big)
+    _started_run(files, "resumed_cli")
+    _config(files, run_dir=str(files.dir / "locked")).to_yaml(files.dir / "locked.yaml")
+    lock = claim_run_dir(files.dir / "locked")
+    files.openmm = pool.submit(subprocess.run, [sys.executable, __file__, "--openmm-cases", str(files.pt), str(files.strict_pt),
+                                                str(big)], capture_output=True, text=True, timeout=600)
+    names = dict(dir=files.dir, pt=files.pt, ckpt=files.ckpt)
+    files.cli = {case[0]: pool.submit(subprocess.run, [_regnn_exe(), *[a.format(**names) for a in case[1]]], cwd=files.dir,
+                                      capture_output=True, text=True, timeout=600) for case in CLI}
+    return lock
 
 
 def _edited(files, name: str, edit) -> Path:
@@ -172,7 +201,7 @@ ERRORS = [
     ("file-missing", lambda f: load_model(f.dir / "missing.pt"), FileNotFoundError, "missing.pt: no such model file"),
     ("ckpt-not-a-checkpoint", lambda f: load_model(_copy(f.dir / "notes.txt", f.dir / "notes.ckpt")), ValueError, "notes.ckpt: not a regnn-ff checkpoint"),
     ("ckpt-weights-do-not-fit", lambda f: load_model(f.dir / "mismatch.ckpt"), ValueError, "mismatch.ckpt: the stored weights do not fit its model_config"),
-    ("ckpt-missing", lambda f: load_model(f.dir / "missing.ckpt"), FileNotFoundError, "missing.ckpt: no such checkpoint"),
+    ("ckpt-missing", lambda f: load_model(f.dir / "missing.ckpt"), FileNotFoundError, "missing.ckpt: no such model file"),
     # training config (YAML) and run directory
     ("yaml-string-for-number", lambda f: _config(f, optim={"lr": "fast"}), ValueError, r"train.yaml: optim: 'lr' must be a number, got 'fast' \(str\)"),
     ("yaml-string-for-integer", lambda f: _config(f, optim={"batch_size": "8"}), ValueError, r"optim: 'batch_size' must be an integer, got '8'"),
@@ -534,12 +563,7 @@ def _run_openmm_cases(pt: str, strict_pt: str, big_pt: str) -> None:
 
 @pytest.fixture(scope="module")
 def openmm_outcomes(files):
-    pytest.importorskip("openmmml")
-    torch.manual_seed(0)
-    big = files.dir / "big_r_max.pt"
-    save_scripted(RelaxedPotential(dict(TINY, r_max=1000.0)).double().eval(), big)
-    child = subprocess.run([sys.executable, __file__, "--openmm-cases", str(files.pt), str(files.strict_pt), str(big)],
-                           capture_output=True, text=True, timeout=300)
+    child = files.openmm.result()
     outcomes = {}
     for line in child.stdout.splitlines():
         if line.startswith("{"):
@@ -572,38 +596,17 @@ CLI = [
     ("cli-export-to-directory", ["export", "{ckpt}", "-o", "{dir}"], 2, r"is a directory; give a file name"),
     ("cli-export-to-proc", ["export", "{ckpt}", "-o", "/proc/x.pt"], 2, r"^regnn: error: /proc/x.pt: cannot write here"),
     ("cli-label-field-max-nan", ["label", "--sample", "H2O", "-n", "2", "--field-max", "nan", "-o", "{dir}/l.xyz"], 2, r"field_max must be a finite number >= 0 \(V/Å\), got nan"),
-    ("cli-train-config-and-resume", ["train", "{dir}/train.yaml", "--resume", "{dir}/resumed"], 2, r"give a CONFIG or --resume .*resumed, not both"),
-    ("cli-train-resume-new-architecture", ["train", "--resume", "{dir}/resumed", "--set", "model.channels=32"], 2, r"cannot resume .*resumed with a different model: model.channels \(4 -> 32\)"),
+    ("cli-train-config-and-resume", ["train", "{dir}/locked.yaml", "--resume", "{dir}/resumed_cli"], 2, r"give a CONFIG or --resume .*resumed_cli, not both"),
+    ("cli-train-resume-new-architecture", ["train", "--resume", "{dir}/resumed_cli", "--set", "model.channels=32"], 2, r"cannot resume .*resumed_cli with a different model: model.channels \(4 -> 32\)"),
     ("cli-train-run-dir-locked", ["train", "{dir}/locked.yaml"], 2, r"locked is in use by another training process \(pid {pid}\)"),
 ]
 
 
-@pytest.fixture(scope="module")
-def cli_outcomes(files):
-    from regnn_ff.train.run_dir import claim_run_dir
-
-    _started_run(files, "resumed")
-    _config(files, run_dir=str(files.dir / "locked")).to_yaml(files.dir / "locked.yaml")
-    lock = claim_run_dir(files.dir / "locked")  # as a live trainer would hold it
-    names = dict(dir=files.dir, pt=files.pt, ckpt=files.ckpt)
-    outcomes, pending = {}, list(CLI)
-    try:
-        while pending:  # a few at a time: each child imports torch (~0.7 GB)
-            batch, pending = pending[:4], pending[4:]
-            running = [(case, subprocess.Popen([_regnn_exe(), *[a.format(**names) for a in case[1]]], cwd=files.dir,
-                                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)) for case in batch]
-            for case, child in running:
-                out, err = child.communicate(timeout=300)
-                outcomes[case[0]] = (child.returncode, out, err)
-    finally:
-        lock.release()
-    return outcomes
-
-
 @pytest.mark.parametrize("case", CLI, ids=[case[0] for case in CLI])
-def test_cli_bad_input(cli_outcomes, case):
+def test_cli_bad_input(files, case):
     name, _, code, pattern = case
-    returncode, out, err = cli_outcomes[name]
+    child = files.cli[name].result()
+    returncode, out, err = child.returncode, child.stdout, child.stderr
     assert returncode == code, err
     lines = err.strip().splitlines()
     assert "Traceback" not in err and all(line.startswith("regnn: ") for line in lines), err

@@ -134,6 +134,8 @@ def load_model(model: Source, device: Union[str, torch.device] = "cpu", dtype: O
     path = Path(model).expanduser().absolute()  # absolute: a pickled calculator reloads from anywhere
     if path.is_dir():
         raise ValueError(f"{path}: is a directory, not a model file (.pt or .ckpt)")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such model file")
     if path.suffix == ".ckpt":
         return _load_checkpoint(path, device, dtype)
     module, meta = load_scripted(path, device)

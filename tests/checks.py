@@ -138,3 +138,24 @@ def set_theta_block(model: RelaxedPotential, irrep: str, values) -> None:
                 theta[sl] = torch.as_tensor(values, dtype=theta.dtype)
         weights.append(theta)
     model.set_relaxed_weights(weights)
+
+
+def irreps_matrix(irreps, g: np.ndarray) -> np.ndarray:
+    """Block-diagonal representation matrix of ``irreps`` at g ∈ O(3) (exact, float64)."""
+    blocks = [wigner_d(ir, g) for mul, ir in o3.Irreps(irreps) for _ in range(mul)]
+    size = sum(b.shape[0] for b in blocks)
+    out, k = np.zeros((size, size)), 0
+    for b in blocks:
+        out[k : k + b.shape[0], k : k + b.shape[0]] = b
+        k += b.shape[0]
+    return out
+
+
+def module_equivariance_error(module, x: torch.Tensor, g: np.ndarray, *args) -> float:
+    """Relative error of module(D_in(g) x, *args) against D_out(g) module(x, *args), for a module
+    declaring ``irreps_in`` / ``irreps_out`` and acting on channel-major features [N, C, D]."""
+    d_in = torch.as_tensor(irreps_matrix(module.irreps_in, g), dtype=x.dtype)
+    d_out = torch.as_tensor(irreps_matrix(module.irreps_out, g), dtype=x.dtype)
+    moved = module(x @ d_in.T, *args)
+    expected = module(x, *args) @ d_out.T
+    return rel_err(moved.detach().double().numpy(), expected.detach().double().numpy())

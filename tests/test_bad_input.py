@@ -128,7 +128,7 @@ def _edit_weights(files) -> Path:
     extra = {METADATA_FILE: ""}
     module = torch.jit.load(str(files.pt), _extra_files=extra)
     with torch.no_grad():
-        module.embedding.add_(0.1)
+        module.representation.embedding.add_(0.1)
     path = files.dir / "weights.pt"
     torch.jit.save(module, str(path), _extra_files=extra)
     return path
@@ -180,6 +180,7 @@ ERRORS = [
     ("huge-r-max-periodic", lambda f: RelaxedPotential(dict(TINY, r_max=1000.0)).compute(_periodic(np.eye(3) * 3.0)), ValueError, r"r_max 1000.0 Å in this periodic cell gives about .* neighbour pairs"),
     # the core's compute()
     ("compute-unknown-property", lambda f: f.model.compute(_water(), properties=["energy", "charges"]), ValueError, "unknown property 'charges'"),
+    ("compute-properties-string", lambda f: f.model.compute(_water(), properties="forces"), ValueError, r"properties must be a list of names, e.g. \['forces'\]"),
     ("compute-stress-molecule", lambda f: f.model.compute(_water(), properties=["stress"]), ValueError, "stress needs a periodic cell with non-zero volume; structure 0"),
     ("compute-dipole-strict", lambda f: f.strict.compute(_water(), properties=["dipole"]), ValueError, "dipole needs an E-field input"),
     ("compute-not-atoms", lambda f: f.model.compute(["H2O"]), TypeError, "structure 0 is a str, expected ase.Atoms"),

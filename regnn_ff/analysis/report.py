@@ -34,7 +34,9 @@ def relaxed_weights_of(source: Source) -> Tuple[Optional[str], List[np.ndarray],
     if meta.get("relaxed_irreps") is None:
         return None, [], meta.get("field_irreps")
     state = module.state_dict()
-    thetas = [state[f"layers.{k}.source.theta"].double().numpy() for k in range(meta["config"]["num_layers"])]
+    # Files exported by regnn-ff 0.1 keep the blocks at "layers.k"; later ones under the representation.
+    prefix = "representation." if "representation.layers.0.source.theta" in state else ""
+    thetas = [state[f"{prefix}layers.{k}.source.theta"].double().numpy() for k in range(meta["config"]["num_layers"])]
     return meta["relaxed_irreps"], thetas, meta.get("field_irreps")
 
 

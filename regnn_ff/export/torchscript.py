@@ -56,7 +56,7 @@ def metadata(model: RelaxedPotential, data_range: Optional[Dict[str, Any]] = Non
         "format_version": FORMAT_VERSION,
         "species": list(config.species),
         "r_max": config.r_max,
-        "dtype": str(model.embedding.dtype).replace("torch.", ""),
+        "dtype": str(model.dtype).replace("torch.", ""),
         "units": {"length": "Å", "energy": "eV", "forces": "eV/Å", "stress": "eV/Å^3", "dipole": "e·Å",
                   "electric_field": "V/Å", "magnetic_field": "T"},
         "field_irreps": config.field_irreps,

@@ -24,12 +24,19 @@ class ModelConfig:
         r_max: neighbour cutoff (Å).
         num_layers: number of interaction blocks.
         channels: channels per irrep of the hidden features.
-        l_max: highest l of hidden features and spherical harmonics (natural parity: 0e, 1o, 2e, ...).
+        l_max: highest l of the spherical harmonics and of each atom's density (natural parity:
+            0e, 1o, 2e, ...).
+        hidden_l_max: highest l of the features passed from one block to the next (MACE's hidden
+            irreps; with ``correlation=1`` the density is these features).
         num_basis: Bessel radial basis functions.
         cutoff_p: order of the polynomial cutoff envelope.
         radial_hidden, radial_layers: width and depth of the radial MLP.
         readout_hidden: width of the per-atom energy MLP.
         avg_num_neighbors: normalisation of summed messages (training sets it from data).
+        correlation: highest power of each atom's density coupled with itself in every block
+            (ACE/MACE-style many-body product; 1 = two-body messages only).
+        last_density_l_max: highest l of the last block's density before its product reduces it to
+            scalars (0: scalar messages, the fastest form; up to ``l_max``; > 0 needs correlation > 1).
         l_relaxed: highest l of the relaxed weights θ (both parities); ``None`` = strictly equivariant.
         relaxed_mul: multiplicity of each irrep of θ.
         relaxed_entry: where the source θ ⊕ field acts: ``"edge"`` (filter), ``"node"`` (per atom) or ``"both"``.
@@ -44,12 +51,15 @@ class ModelConfig:
     num_layers: int = 2
     channels: int = 32
     l_max: int = 2
+    hidden_l_max: int = 1
     num_basis: int = 8
     cutoff_p: int = 6
     radial_hidden: int = 64
     radial_layers: int = 2
     readout_hidden: int = 16
     avg_num_neighbors: float = 20.0
+    correlation: int = 3
+    last_density_l_max: int = 2
     l_relaxed: Optional[int] = None
     relaxed_mul: int = 1
     relaxed_entry: str = "both"
@@ -76,6 +86,14 @@ class ModelConfig:
         for key in ("l_max", "radial_layers", "cutoff_p"):
             if not (isinstance(getattr(self, key), int) and getattr(self, key) >= 0):
                 fail(key, f"must be an integer >= 0, got {getattr(self, key)!r}")
+        if self.correlation not in (1, 2, 3):
+            fail("correlation", f"must be 1, 2 or 3, got {self.correlation!r}")
+        if not (isinstance(self.hidden_l_max, int) and 0 <= self.hidden_l_max <= self.l_max):
+            fail("hidden_l_max", f"must be an integer from 0 to l_max ({self.l_max}), got {self.hidden_l_max!r}")
+        if not (isinstance(self.last_density_l_max, int) and 0 <= self.last_density_l_max <= self.l_max):
+            fail("last_density_l_max", f"must be an integer from 0 to l_max ({self.l_max}), got {self.last_density_l_max!r}")
+        if self.last_density_l_max > 0 and self.correlation == 1:
+            fail("last_density_l_max", "> 0 needs correlation > 1 (the product reduces the density to scalars)")
         if self.l_relaxed is not None and not (isinstance(self.l_relaxed, int) and self.l_relaxed >= 0):
             fail("l_relaxed", f"must be null or an integer >= 0, got {self.l_relaxed!r}")
         if self.relaxed_entry not in RELAXED_ENTRIES:

@@ -9,7 +9,8 @@ from its irreps, the form that keeps per-edge tensors smallest:
 - scalar output (the last block), on symmetric neighbour lists: each atom contracts its *own*
   features with the filters of its outgoing edges (one batched matrix product, no gather of
   neighbour features), and only ``[E, C]`` scalars are scattered to the receivers.
-- anything else: gather x_j, one ``[E, C, Q]`` product and one ``bmm`` per edge.
+- anything else: gather each neighbour's features by coupling slot, ``[E, Q, C]``, weight them by
+  path, and sum over neighbours and slots inside one batched matrix product per atom.
 
 All three compute the same function (tests hold each against a plain per-edge Clebsch–Gordan
 sum), and all take atoms in blocks so that no per-edge tensor exceeds 28 MB.
@@ -17,7 +18,7 @@ sum), and all take atoms in blocks so that no per-edge tensor exceeds 28 MB.
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import torch
 from e3nn import o3
@@ -65,6 +66,17 @@ class FilteredConvolution(ExactConstants):
                 q_comp.append(path.a.start + m)
         self.num_paths = len(plist)
         self.num_slots = len(q_path)
+        # Paths come ordered by their input irrep, so each input irrep's paths and slots are ranges:
+        # (first path, end path, first component of x, its dim, first slot, end slot).
+        groups: List[Tuple[int, int, int, int, int, int]] = []
+        for k, path in enumerate(plist):
+            q = sum(p.ir_a.dim for p in plist[:k])
+            if groups and groups[-1][2] == path.a.start:
+                p0, _, s0, d, q0, _ = groups[-1]
+                groups[-1] = (p0, k + 1, s0, d, q0, q + path.ir_a.dim)
+            else:
+                groups.append((k, k + 1, path.a.start, path.ir_a.dim, q, q + path.ir_a.dim))
+        self.groups = groups
         self.dim_in = o3.Irreps(irreps_in).dim
         self.dim_out = o3.Irreps(irreps_out).dim
         self.scalar_in = self.dim_in == 1
@@ -103,25 +115,30 @@ class FilteredConvolution(ExactConstants):
         table = self.coupling.unsqueeze(0) if filter_map is None else torch.matmul(filter_map, self.coupling)
         if self.scalar_out:
             table = table * self.sh_parity.view(1, -1, 1)
-        block = max(1, self.block_elements // (width * self.num_paths * channels))
+        general = not self.scalar_in and not self.scalar_out
+        slots = self.num_slots if general else self.num_paths
+        block = max(1, self.block_elements // (width * slots * channels))
         sent = x.new_zeros(num_atoms, channels)
+        # The general form gathers each neighbour's features as [D_in, C] rows (channels contiguous).
+        x_rows = x.transpose(1, 2).contiguous() if general else x
         parts: List[torch.Tensor] = []
         for first in range(0, num_atoms, block):
             last = min(first + block, num_atoms)
             rows = last - first
             sh_block = sh[first * width : last * width]
+            weights = radial_table.index_select(0, radial_row[first * width : last * width])
+            neighbours = neighbour[first:last].reshape(-1)
+            if general:
+                parts.append(self._gathered(x_rows, sh_block, table, atom_batch[first:last], weights, neighbours))
+                continue
             if table.size(0) == 1:
                 edge_table = torch.matmul(sh_block, table[0]).view(rows, width, -1)
             else:
                 edge_table = torch.bmm(sh_block.view(rows, width, -1), table.index_select(0, atom_batch[first:last]))
-            weights = radial_table.index_select(0, radial_row[first * width : last * width])
-            neighbours = neighbour[first:last].reshape(-1)
             if self.scalar_in:
                 parts.append(self._gather_free(x, edge_table, weights, neighbours))
-            elif self.scalar_out:
-                sent = sent.index_add(0, neighbours, self._sender_side(x[first:last], edge_table, weights))
             else:
-                parts.append(self._gathered(x, edge_table, weights, neighbours))
+                sent = sent.index_add(0, neighbours, self._sender_side(x[first:last], edge_table, weights))
         if self.scalar_out:
             return sent.unsqueeze(-1)
         return torch.cat(parts)
@@ -146,14 +163,26 @@ class FilteredConvolution(ExactConstants):
         per_path = torch.bmm(edge_table, x_blocks).view(-1, self.num_paths, x_own.size(1))
         return (per_path * weights).sum(1)
 
-    def _gathered(self, x: torch.Tensor, edge_table: torch.Tensor, weights: torch.Tensor,
-                  neighbours: torch.Tensor) -> torch.Tensor:
-        """Any irreps: gather x_j, one [E, C, Q] product and one bmm per edge, summed per atom."""
-        rows, width = edge_table.size(0), edge_table.size(1)
-        x_j = x.index_select(0, neighbours)
-        z = x_j.index_select(2, self.q_comp) * weights.transpose(1, 2).index_select(2, self.q_path)
-        messages = torch.bmm(z, edge_table.view(rows * width, self.num_slots, self.dim_out))
-        return messages.view(rows, width, x.size(1), self.dim_out).sum(1)
+    def _gathered(self, x_rows: torch.Tensor, sh_block: torch.Tensor, table: torch.Tensor, block_batch: torch.Tensor,
+                  weights: torch.Tensor, neighbours: torch.Tensor) -> torch.Tensor:
+        """Any irreps: per input irrep, weight each neighbour's components by its paths' radial
+        weights ([E, paths, dim, C], a broadcast product: no per-slot gathers) and sum over
+        neighbours and slots as the inner dimension of one bmm per atom, as the scalar-input form."""
+        rows = block_batch.size(0)
+        width = sh_block.size(0) // max(rows, 1)
+        x_j = x_rows.index_select(0, neighbours)  # [rows·K, D_in, C]
+        out = x_rows.new_zeros(rows, self.dim_out, x_rows.size(2))
+        for p0, p1, s0, d, q0, q1 in self.groups:
+            cols = table[:, :, q0 * self.dim_out : q1 * self.dim_out]
+            if table.size(0) == 1:
+                edge_table = torch.matmul(sh_block, cols[0])
+            else:
+                edge_table = torch.bmm(sh_block.view(rows, width, -1), cols.index_select(0, block_batch))
+            z = weights[:, p0:p1].unsqueeze(2) * x_j[:, s0 : s0 + d].unsqueeze(1)  # [rows·K, paths, d, C]
+            slots = width * (q1 - q0)
+            out = out + torch.bmm(edge_table.reshape(rows, slots, self.dim_out).transpose(1, 2),
+                                  z.reshape(rows, slots, -1))
+        return out.transpose(1, 2)
 
 
 class NodeSourceProduct(ExactConstants):

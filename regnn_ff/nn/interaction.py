@@ -12,15 +12,19 @@ from .convolution import FilteredConvolution, NodeSourceProduct
 from .gate import Gate
 from .irreps import both_parity_irreps
 from .linear import ChannelLinear, SpeciesLinear
+from .product import SymmetricProduct
 from .radial import RadialMLP
 from .relaxed import RelaxedSource, SourceFilter
 
 
 class RelaxedInteraction(nn.Module):
-    """x_i ← Gate(Lin(Σ_j TP_R(x_j, h_ij) / avg_neighbours + TP(x_i, s))) + SelfConnection_species(x_i).
+    """x_i ← Gate(Lin(B_i)) + SelfConnection_species(x_i), with the density
+    A_i = Σ_j TP_R(x_j, h_ij) / avg_neighbours + TP(x_i, s) and its many-body product B_i = Π(A_i).
 
     Args:
         irreps_in, irreps_out: per-channel irreps of the input and output features.
+        irreps_density: per-channel irreps of A (default ``irreps_out``); the product reduces
+            them to ``irreps_out`` (e.g. a last block with a full density but scalar output).
         channels: number of channels C (the same for every irrep).
         num_species: number of atom types (self-connection weights per type).
         irreps_sh: irreps of the spherical harmonics Y(r̂).
@@ -45,24 +49,32 @@ class RelaxedInteraction(nn.Module):
         radial_hidden: int,
         radial_layers: int,
         avg_num_neighbors: float,
+        correlation: int = 1,
+        irreps_density: Optional[o3.Irreps] = None,
     ):
         super().__init__()
         self.irreps_in = o3.Irreps(irreps_in)
         self.irreps_out = o3.Irreps(irreps_out)
+        self.irreps_density = o3.Irreps(irreps_density) if irreps_density is not None else self.irreps_out
+        if correlation == 1 and self.irreps_density != self.irreps_out:
+            raise ValueError(f"RelaxedInteraction: a density {self.irreps_density} different from the output "
+                             f"{self.irreps_out} needs a many-body product (correlation > 1)")
         self.source = source
         use_filter = source is not None and edge_entry
         l_filter = max(ir.l for _, ir in irreps_sh)
         irreps_filter = both_parity_irreps(l_filter) if use_filter else irreps_sh
         self.filter = SourceFilter(source.irreps_out, irreps_sh, irreps_filter) if use_filter else None
         self.node_product = (
-            NodeSourceProduct(self.irreps_in, source.irreps_out, self.irreps_out, channels)
+            NodeSourceProduct(self.irreps_in, source.irreps_out, self.irreps_density, channels)
             if source is not None and node_entry
             else None
         )
         self.linear_up = ChannelLinear(self.irreps_in, self.irreps_in, channels, channels)
-        self.convolution = FilteredConvolution(self.irreps_in, irreps_filter, self.irreps_out, irreps_sh)
+        self.convolution = FilteredConvolution(self.irreps_in, irreps_filter, self.irreps_density, irreps_sh)
         num_paths = self.convolution.num_paths
         self.radial = RadialMLP([num_basis] + [radial_hidden] * radial_layers + [channels * num_paths], channels, num_paths)
+        self.product = (SymmetricProduct(self.irreps_density, self.irreps_out, channels, num_species, correlation)
+                        if correlation > 1 else None)
         self.linear_out = ChannelLinear(self.irreps_out, self.irreps_out, channels, channels)
         self.gate = Gate(self.irreps_out, self.irreps_out, channels)
         self.self_connection = SpeciesLinear(self.irreps_in, self.irreps_out, channels, channels, num_species)
@@ -95,4 +107,6 @@ class RelaxedInteraction(nn.Module):
         message = message * self.inv_avg_num_neighbors
         if self.node_product is not None and source is not None:
             message = message + self.node_product(x_up, source, batch)
+        if self.product is not None:
+            message = self.product(message, species)
         return self.gate(self.linear_out(message), message) + self.self_connection(x, species)

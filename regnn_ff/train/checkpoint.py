@@ -12,7 +12,9 @@ from ..nn.config import ModelConfig
 from ..nn.potential import RelaxedPotential
 
 FORMAT = "regnn-ff-checkpoint"
-VERSION = 1
+# 2: many-body product in every block and a readout of every block (regnn-ff 0.2). A version-1
+# checkpoint holds weights of a different architecture, so it is refused by name, not half-loaded.
+VERSION = 2
 
 
 def save_checkpoint(state: Dict[str, Any], path: Union[str, Path]) -> None:
@@ -33,7 +35,8 @@ def load_checkpoint(path: Union[str, Path]) -> Dict[str, Any]:
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(f"{path}: not a regnn-ff checkpoint")
     if state.get("version") != VERSION:
-        raise ValueError(f"{path}: checkpoint version {state.get('version')} is not supported (expects {VERSION})")
+        hint = " (written by regnn-ff 0.1, an earlier architecture: retrain, or use regnn-ff 0.1)" if state.get("version") == 1 else ""
+        raise ValueError(f"{path}: checkpoint version {state.get('version')} is not supported (expects {VERSION}){hint}")
     return state
 
 

@@ -18,6 +18,7 @@ import yaml
 
 from ..data.datasets import KeyMap
 from ..nn.config import ModelConfig
+from .schedule import SCHEDULES
 
 
 @dataclass
@@ -46,15 +47,18 @@ class LossConfig:
 
 @dataclass
 class OptimConfig:
-    """AdamW, learning rate reduced on plateaus of the validation loss, EMA of weights, early stopping."""
+    """AdamW, a learning-rate schedule (cosine decay with warm-up, or reduce-on-plateau), EMA of
+    weights, early stopping."""
 
-    lr: float = 5e-3
+    lr: float = 0.04
     weight_decay: float = 0.0
     batch_size: int = 8
     max_epochs: int = 100
     patience: int = 30  # epochs without validation improvement before stopping
-    lr_factor: float = 0.5
-    lr_patience: int = 8
+    schedule: str = "cosine"  # "cosine" (decays to min_lr over max_epochs) or "plateau"
+    warmup_epochs: int = 0  # cosine: linear warm-up from lr/(w+1)
+    lr_factor: float = 0.5  # plateau only
+    lr_patience: int = 8  # plateau only
     min_lr: float = 1e-5
     ema_decay: float = 0.99  # 0 disables the EMA
     grad_clip: float = 10.0  # max gradient norm; 0 disables clipping
@@ -78,6 +82,8 @@ class TrainConfig:
             raise ValueError(f"train config: 'dtype' must be float32 or float64, got {self.dtype!r}")
         if not self.data.train:
             raise ValueError("train config: 'data.train' (the training data file) is required")
+        if self.optim.schedule not in SCHEDULES:
+            raise ValueError(f"train config: 'optim.schedule' must be one of {SCHEDULES}, got {self.optim.schedule!r}")
         if self.optim.batch_size < 1 or self.optim.max_epochs < 1:
             raise ValueError("train config: 'optim.batch_size' and 'optim.max_epochs' must be >= 1")
         KeyMap.from_dict(self.data.keys, "train config: data.keys")
@@ -188,8 +194,6 @@ def _typed_value(value: Any, hint: Any, where: str) -> Any:
         return value  # Any, or a union of several types: the dataclass checks it
     wanted = _KINDS[kind] + (" or null" if optional else "")
     raise ValueError(f"{where} must be {wanted}, got {value!r} ({type(value).__name__})")
-
-
 
 
 def apply_overrides(data: Dict[str, Any], overrides: Sequence[str]) -> Dict[str, Any]:

@@ -34,6 +34,7 @@ from .ema import WeightEMA
 from .loss import loss_terms, properties_for, total_loss
 from .metrics import error_metrics, format_table
 from .run_dir import check_resume, claim_run_dir
+from .schedule import LearningRate
 from .statistics import force_rms, mean_neighbours, reference_energies
 
 
@@ -79,9 +80,7 @@ def prepare(config: TrainConfig) -> Prepared:
     torch.manual_seed(config.seed)
     model = RelaxedPotential(TrainConfig.from_dict(dict(config.to_dict(), model=model_dict)).model_config(species))
     model = model.to(dtype)
-    with torch.no_grad():
-        model.readout.shift.copy_(torch.as_tensor(reference_energies(train, species), dtype=dtype))
-        model.readout.scale.fill_(force_rms(train))
+    model.readout.set_statistics(reference_energies(train, species), force_rms(train))
     periodic = any(f.atoms.pbc.any() for f in train)
     properties = properties_for(config.loss, model.dipole_start >= 0, periodic)
     warn_ignored_inputs(train, KeyMap.from_dict(config.data.keys).field, field_dim, model.dipole_start >= 0,
@@ -175,9 +174,7 @@ def _train(config: TrainConfig, resume: bool, echo: Callable[[str], None]) -> Pa
     device = ctx.device(config.device)
     model, props = prepared.model.to(device), prepared.properties
     optimizer = _optimizer(model, config)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, factor=config.optim.lr_factor, patience=config.optim.lr_patience, min_lr=config.optim.min_lr
-    )
+    scheduler = LearningRate(optimizer, config.optim)
     ema = WeightEMA(model, config.optim.ema_decay)
     start_epoch, best, stale, history = 0, math.inf, 0, []
     if resume:
@@ -207,6 +204,7 @@ def _train(config: TrainConfig, resume: bool, echo: Callable[[str], None]) -> Pa
     show_bar = ctx.is_main and sys.stderr.isatty()
     for epoch in range(start_epoch, config.optim.max_epochs):
         started = time.perf_counter()
+        scheduler.start_epoch(epoch)
         model.train()
         seen, loss_sum = 0.0, 0.0
         batches = epoch_batches(len(prepared.train), config.optim.batch_size, config.seed, epoch)
@@ -215,7 +213,7 @@ def _train(config: TrainConfig, resume: bool, echo: Callable[[str], None]) -> Pa
             counts = prepared.train.label_counts(indices)  # of the whole batch, also when it is split over ranks
             mine = indices[ctx.rank :: ctx.world_size]
             optimizer.zero_grad(set_to_none=True)
-            loss = torch.zeros((), dtype=model.embedding.dtype, device=device)
+            loss = torch.zeros((), dtype=model.dtype, device=device)
             if mine:
                 batch = prepared.train.batch(mine, device)
                 out = model(batch, props)
@@ -236,7 +234,7 @@ def _train(config: TrainConfig, resume: bool, echo: Callable[[str], None]) -> Pa
         with ema.applied():
             val_metrics = error_metrics(model, prepared.val, props, device=device)
         val_loss = validation_loss(val_metrics, config)
-        scheduler.step(val_loss)
+        scheduler.end_epoch(val_loss)
         improved = val_loss < best
         if improved:
             best, stale = val_loss, 0

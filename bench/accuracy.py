@@ -221,11 +221,10 @@ REPO = HERE.parent
 
 #: What both trainings share (the protocol); each code keeps its own optimiser defaults otherwise.
 COMMON = {"batch_size": 8, "energy_weight": 1.0, "forces_weight": 10.0, "ema_decay": 0.99, "seed": 0,
-          "dtype": "float32", "threads": 2}
+          "dtype": "float32", "threads": 2, "omp_wait_policy": "PASSIVE"}
 #: MACE at bench/mace_peer.py's width, trained by MACE's own trainer (mace_run_train).
 MACE_WIDTH = ["--model=MACE", "--hidden_irreps=32x0e+32x1o", "--max_ell=2", "--correlation=3",
               "--num_interactions=2", "--r_max=5.0", "--MLP_irreps=16x0e"]
-MARKERS = {"ethanol-200": "o", "ethanol-1000": "s", "water32-160": "^"}
 
 
 def code_fingerprint() -> str:
@@ -257,9 +256,15 @@ def mace_e0s(train_path: Path) -> Dict[int, float]:
 
 
 def _run_child(cmd: list, log_path: Path, threads: int, cwd: Path) -> Dict[str, float]:
-    """Run ``cmd`` with ``threads`` OpenMP/MKL threads; its CPU seconds (all threads) and wall seconds."""
+    """Run ``cmd`` with ``threads`` OpenMP/MKL threads; its CPU seconds (all threads) and wall seconds.
+
+    Idle OpenMP threads sleep instead of spinning (``OMP_WAIT_POLICY=PASSIVE``, for both codes): on a
+    shared machine a spinning thread whose partner is descheduled burns CPU that does no work (seen
+    here under a load of 8 on 2 cores: MACE epochs at 7x the CPU and 5x the wall time of the same
+    epochs with passive waiting), so CPU seconds and ms per call would measure the load, not the code.
+    """
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
-               TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD="1")
+               TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD="1", OMP_WAIT_POLICY=COMMON["omp_wait_policy"])
     start = time.perf_counter()
     with open(log_path, "w") as log:
         process = subprocess.Popen([str(c) for c in cmd], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
@@ -505,27 +510,33 @@ def write_outputs(rows: list, stem: str, meta: dict) -> None:
 
 
 def plot(rows: list, stem: str) -> None:
+    """``{stem}_pareto.png`` (test force MAE vs ms/call; colour = model, marker = set and training
+    size) and ``{stem}_curves.png`` (validation force MAE vs cumulative training CPU seconds)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     labels = sorted({r["label"] for r in rows}, key=lambda label: (label != "MACE", label))
-    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    palette = [c for c in plt.rcParams["axes.prop_cycle"].by_key()["color"]]
     colour = {label: ("black" if label == "MACE" else palette[k % len(palette)]) for k, label in enumerate(labels)}
-    groups = list(dict.fromkeys(f"{r['set']}-{r['n_train']}" for r in rows))
+    groups = list(dict.fromkeys(f"{r['set']}, {r['n_train']} train" for r in rows))
+    marker = {group: "os^Dvp"[k % 6] for k, group in enumerate(groups)}
 
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     for row in rows:
-        group = f"{row['set']}-{row['n_train']}"
-        ax.scatter(row["ms_per_call_192"], row["forces_mae"], color=colour[row["label"]],
-                   marker=MARKERS.get(group, "D"), s=60, label=f"{row['label']}, {group}")
+        group = f"{row['set']}, {row['n_train']} train"
+        ax.scatter(row["ms_per_call_192"], row["forces_mae"], color=colour[row["label"]], marker=marker[group], s=60)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("ms per energy + forces call, 192-atom water box")
     ax.set_ylabel("test force MAE (meV/Å)")
     ax.set_title("Accuracy vs speed (lower left is better)")
-    ax.legend(fontsize=7)
+    handles = [Line2D([], [], color=colour[label], marker="o", linestyle="", label=label) for label in labels]
+    handles += [Line2D([], [], color="grey", marker=marker[g], linestyle="", label=g) for g in groups]
+    ax.legend(handles=handles, fontsize=7)
+    ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     fig.savefig(RESULTS / f"{stem}_pareto.png", dpi=110)
     plt.close(fig)
@@ -533,7 +544,7 @@ def plot(rows: list, stem: str) -> None:
     fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.8), squeeze=False)
     for ax, group in zip(axes[0], groups):
         for row in rows:
-            if f"{row['set']}-{row['n_train']}" == group:
+            if f"{row['set']}, {row['n_train']} train" == group:
                 points = [p for p in row["curve"] if p["epoch"] > 0]
                 ax.plot([p["cpu_s"] for p in points], [p["val_forces_mae"] for p in points],
                         color=colour[row["label"]], label=row["label"])
@@ -541,6 +552,7 @@ def plot(rows: list, stem: str) -> None:
         ax.set_xlabel("training CPU seconds (process, all threads)")
         ax.set_ylabel("validation force MAE (meV/Å)")
         ax.set_title(group)
+        ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(RESULTS / f"{stem}_curves.png", dpi=110)

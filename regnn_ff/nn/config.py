@@ -51,7 +51,7 @@ class ModelConfig:
     num_layers: int = 2
     channels: int = 32
     l_max: int = 2
-    hidden_l_max: int = 1
+    hidden_l_max: int = 2
     num_basis: int = 8
     cutoff_p: int = 6
     radial_hidden: int = 64

@@ -14,11 +14,24 @@ seed and cached under ``bench/data/`` (made only when missing):
   160, validation 20, test 80.
 
 ``from accuracy import ethanol_set, water_set`` gives the split files (``{"train": Path, ...}``).
+
+On each set (ethanol with 200 and with 1,000 training frames) it trains our default model
+(``regnn_ff.train.train``: package defaults, species from the data, ``--set`` overrides) and MACE
+at ``mace_peer.py``'s width (MACE's own trainer, ``mace_train.py`` in the MACE environment) with
+the same splits, epochs, batch size 8, loss weights energy 1 : forces 10, float32, EMA 0.99, seed
+0, our fitted E0s and 2 threads, each model in its own process; then prints and writes
+(``bench/results/accuracy.json``, ``.csv``) the test errors, training CPU seconds, parameters and
+ms per energy + forces call on a 192-atom water box, a Pareto plot (``accuracy_pareto.png``) and
+the validation force MAE against training CPU seconds (``accuracy_curves.png``). Finished rows are
+cached in ``bench/results/accuracy-rows/`` (``--force`` redoes them); our rows are keyed by a
+hash of the imported package's source, so a changed model is retrained and MACE's rows are reused.
+``speed.py`` calls :func:`demo_accuracy` (the bench width on the demo's data) for its table.
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import json
 import os
@@ -607,13 +620,16 @@ def main() -> None:
 
     code = code_fingerprint()
     jobs = jobs_for(args, sets, code)
+    RUNS.mkdir(parents=True, exist_ok=True)
     for job in jobs:
         cached = ROWS / f"{job['key']}.json"
-        if cached.is_file() and not args.force:
-            print(f"{job['set']}, {job['n_train']} frames, {job['label']}: cached ({cached.relative_to(REPO)})")
-            continue
-        print(f"{job['set']}, {job['n_train']} frames, {job['label']}: training {job['epochs']} epochs ...", flush=True)
-        row = run_job(job, repeats, mace_python)
+        with open(RUNS / f".{job['key']}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # the same row running in another invocation finishes first
+            if cached.is_file() and not args.force:
+                print(f"{job['set']}, {job['n_train']} frames, {job['label']}: cached ({cached.relative_to(REPO)})")
+                continue
+            print(f"{job['set']}, {job['n_train']} frames, {job['label']}: training {job['epochs']} epochs ...", flush=True)
+            row = run_job(job, repeats, mace_python)
         print(f"  test F MAE {row['forces_mae']:.1f} meV/Å, E MAE {row['energy_mae']:.2f} meV/atom; "
               f"training CPU {row['train_cpu_s']:.0f} s; {row['ms_per_call_192']:.1f} ms/call", flush=True)
     rows = collect(jobs, code, args.quick)

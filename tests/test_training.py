@@ -111,7 +111,7 @@ def test_training_lowers_the_loss_and_writes_the_run(tmp_path, water_data):
     config = _config(tmp_path, water_data, optim={"max_epochs": 6, "lr": 0.03})
     run = train(TrainConfig.from_yaml(config), echo=lambda s: None)
     history = load_checkpoint(run / "last.ckpt")["history"]
-    assert history[-1]["train_loss"] < 0.7 * history[0]["train_loss"]
+    assert history[-1]["train_loss"] < 0.9 * history[0]["train_loss"]
     assert min(row["val_loss"] for row in history) < history[0]["val_loss"]
     for name in ("config.yaml", "best.ckpt", "last.ckpt", "metrics.csv", "learning_curve.png", "summary.json"):
         assert (run / name).is_file(), name

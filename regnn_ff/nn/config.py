@@ -27,7 +27,7 @@ class ModelConfig:
         l_max: highest l of the spherical harmonics and of each atom's density (natural parity:
             0e, 1o, 2e, ...).
         hidden_l_max: highest l of the features passed from one block to the next (MACE's hidden
-            irreps; with ``correlation=1`` the density is these features).
+            irreps; with ``correlation=1`` the density is these features); ``None`` = ``l_max``.
         num_basis: Bessel radial basis functions.
         cutoff_p: order of the polynomial cutoff envelope.
         radial_hidden, radial_layers: width and depth of the radial MLP.
@@ -36,7 +36,8 @@ class ModelConfig:
         correlation: highest power of each atom's density coupled with itself in every block
             (ACE/MACE-style many-body product; 1 = two-body messages only).
         last_density_l_max: highest l of the last block's density before its product reduces it to
-            scalars (0: scalar messages, the fastest form; up to ``l_max``; > 0 needs correlation > 1).
+            scalars (0: scalar messages, the fastest form; up to ``l_max``; > 0 needs correlation > 1);
+            ``None`` = ``l_max`` (0 without a product).
         l_relaxed: highest l of the relaxed weights θ (both parities); ``None`` = strictly equivariant.
         relaxed_mul: multiplicity of each irrep of θ.
         relaxed_entry: where the source θ ⊕ field acts: ``"edge"`` (filter), ``"node"`` (per atom) or ``"both"``.
@@ -51,7 +52,7 @@ class ModelConfig:
     num_layers: int = 2
     channels: int = 32
     l_max: int = 2
-    hidden_l_max: int = 2
+    hidden_l_max: Optional[int] = None
     num_basis: int = 8
     cutoff_p: int = 6
     radial_hidden: int = 64
@@ -59,7 +60,7 @@ class ModelConfig:
     readout_hidden: int = 16
     avg_num_neighbors: float = 20.0
     correlation: int = 3
-    last_density_l_max: int = 2
+    last_density_l_max: Optional[int] = None
     l_relaxed: Optional[int] = None
     relaxed_mul: int = 1
     relaxed_entry: str = "both"
@@ -88,6 +89,11 @@ class ModelConfig:
                 fail(key, f"must be an integer >= 0, got {getattr(self, key)!r}")
         if self.correlation not in (1, 2, 3):
             fail("correlation", f"must be 1, 2 or 3, got {self.correlation!r}")
+        # Unset: as high as the spherical harmonics (the most accurate choice in bench/accuracy.py).
+        if self.hidden_l_max is None:
+            self.hidden_l_max = self.l_max
+        if self.last_density_l_max is None:
+            self.last_density_l_max = self.l_max if self.correlation > 1 else 0
         if not (isinstance(self.hidden_l_max, int) and 0 <= self.hidden_l_max <= self.l_max):
             fail("hidden_l_max", f"must be an integer from 0 to l_max ({self.l_max}), got {self.hidden_l_max!r}")
         if not (isinstance(self.last_density_l_max, int) and 0 <= self.last_density_l_max <= self.l_max):

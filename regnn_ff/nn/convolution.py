@@ -9,8 +9,9 @@ from its irreps, the form that keeps per-edge tensors smallest:
 - scalar output (the last block), on symmetric neighbour lists: each atom contracts its *own*
   features with the filters of its outgoing edges (one batched matrix product, no gather of
   neighbour features), and only ``[E, C]`` scalars are scattered to the receivers.
-- anything else: gather each neighbour's features by coupling slot, ``[E, Q, C]``, weight them by
-  path, and sum over neighbours and slots inside one batched matrix product per atom.
+- anything else: gather each neighbour's features as ``[components, C]`` rows, weight them per
+  input irrep by their paths' radial weights (a broadcast product, ``[E, paths, dim, C]``), and sum
+  over neighbours and slots inside one batched matrix product per atom.
 
 All three compute the same function (tests hold each against a plain per-edge Clebsch–Gordan
 sum), and all take atoms in blocks so that no per-edge tensor exceeds 28 MB.

@@ -50,8 +50,8 @@ class RelaxedRepresentation(nn.Module):
             irreps_in = o3.Irreps("0e") if k == 0 else hidden
             last = k == c.num_layers - 1
             irreps_out = o3.Irreps("0e") if last else hidden
-            block_density = natural_irreps(c.last_density_l_max) if last and c.correlation > 1 else density
-            block_density = irreps_out if last and c.correlation == 1 else block_density
+            # Without a product the config keeps last_density_l_max at 0: the last density is 0e.
+            block_density = natural_irreps(c.last_density_l_max) if last else density
             source = RelaxedSource(c.l_relaxed, c.relaxed_mul, c.field_irreps) if c.has_source else None
             layers.append(
                 RelaxedInteraction(

@@ -44,6 +44,10 @@ def test_unknown_config_key_is_named_with_its_file(tmp_path):
         ({"species": ["H"], "l_relaxed": -1}, "'l_relaxed' must be null or an integer >= 0"),
         ({"species": ["H"], "relaxed_entry": "edges"}, "'relaxed_entry' must be one of"),
         ({"species": ["H"], "field_irreps": "1x1q"}, "'field_irreps' is not an irreps string"),
+        ({"species": ["H"], "correlation": 4}, "'correlation' must be 1, 2 or 3"),
+        ({"species": ["H"], "l_max": 1, "hidden_l_max": 2}, r"'hidden_l_max' must be an integer from 0 to l_max \(1\)"),
+        ({"species": ["H"], "last_density_l_max": 3}, r"'last_density_l_max' must be an integer from 0 to l_max \(2\)"),
+        ({"species": ["H"], "correlation": 1, "last_density_l_max": 2}, "'last_density_l_max' > 0 needs correlation > 1"),
     ],
 )
 def test_invalid_config_values_name_the_key(options, message):
@@ -77,3 +81,13 @@ def test_bad_inputs_to_compute_give_one_line_errors():
     unknown[0].symbol = "Fe"
     with pytest.raises(ValueError, match="element 'Fe' is not one of the model's species"):
         model.compute(unknown)
+
+
+def test_readout_statistics_are_checked_and_set():
+    model = small_model()
+    model.readout.set_statistics([-13.6, -1030.0, -2040.0], 0.8)
+    assert model.readout.shift.tolist() == [-13.6, -1030.0, -2040.0] and set(model.readout.scale.tolist()) == {0.8}
+    with pytest.raises(ValueError, match="expected 3 reference energies, got 2"):
+        model.readout.set_statistics([0.0, 0.0], 1.0)
+    with pytest.raises(ValueError, match="scale must be > 0 eV, got 0.0"):
+        model.readout.set_statistics([0.0, 0.0, 0.0], 0.0)

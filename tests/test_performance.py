@@ -1,6 +1,8 @@
-"""tune_allocator really keeps freed memory: repeated large allocations stop faulting pages in.
+"""tune_allocator really keeps freed memory: repeated large allocations reuse the heap.
 
 Each measurement runs in a fresh interpreter, so the heap's history (earlier tests) cannot decide it.
+The heap's size comes from glibc's own ``mallinfo2``, so the check holds on kernels that do not count
+page faults (some sandboxes report none); where faults are counted, they are checked too.
 """
 
 import subprocess
@@ -11,33 +13,50 @@ import pytest
 from regnn_ff.performance import tune_allocator
 
 PROBE = """
-import resource, sys, torch
+import ctypes, resource, sys, torch
 from regnn_ff.performance import tune_allocator
 if sys.argv[1] == "tuned":
     assert tune_allocator()
 
-def faults():
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
+mallinfo2 = ctypes.CDLL("libc.so.6").mallinfo2
+mallinfo2.restype = MallInfo2
+
+def rounds():
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    returned = 0  # heap bytes given back to the kernel when a round's blocks are freed
     for _ in range(5):
         blocks = [torch.ones(5_000_000) for _ in range(3)]  # 3 x 20 MB, every page touched
+        held = mallinfo2().arena
         del blocks
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+        returned += held - mallinfo2().arena
+    return returned, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 
-faults()  # the first round may grow the heap
-print(faults())
+rounds()  # the first round may grow the heap
+print(*rounds())
 """
 
 
-def _faults(mode: str) -> int:
+def _probe(mode: str) -> tuple[int, int]:
+    """(bytes the heap returned to the kernel, minor page faults) over 5 rounds of 60 MB."""
     out = subprocess.run([sys.executable, "-c", PROBE, mode], capture_output=True, text=True, check=True)
-    return int(out.stdout.split()[-1])
+    returned, faults = out.stdout.split()[-2:]
+    return int(returned), int(faults)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc is what tune_allocator sets")
 def test_tune_allocator_keeps_freed_memory():
-    # 5 rounds of 60 MB are ~73,000 page faults when each round's memory goes back to the kernel.
-    assert _faults("default") > 20_000
-    assert _faults("tuned") < 2_000
+    default_returned, default_faults = _probe("default")
+    tuned_returned, tuned_faults = _probe("tuned")
+    # By default glibc trims the freed top of the heap every round (~40 MB here), so the next round
+    # faults the same pages in again; tuned, the heap keeps them.
+    assert default_returned > 50 << 20
+    assert tuned_returned == 0
+    if default_faults > 0:  # the kernel counts page faults: ~50,000 by default, none once tuned
+        assert default_faults > 20_000
+        assert tuned_faults < 2_000
 
 
 def test_tune_allocator_is_a_no_op_off_linux(monkeypatch):

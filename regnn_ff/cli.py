@@ -53,7 +53,18 @@ def _evaluate(args: argparse.Namespace) -> None:
 def _export(args: argparse.Namespace) -> None:
     from .export.torchscript import export_checkpoint
 
-    print(f"wrote {export_checkpoint(args.checkpoint, args.output, args.dtype)}")
+    print(f"wrote {export_checkpoint(args.checkpoint, args.output, args.dtype, args.symmetrize)}")
+
+
+def _symmetrize(args: argparse.Namespace) -> None:
+    from .analysis.selection import format_table
+    from .analysis.symmetrize import symmetrize_checkpoint
+
+    selection = symmetrize_checkpoint(args.checkpoint, args.output, args.group, args.data)
+    print(format_table(selection))
+    axis = "" if selection.projection.axis is None else f", axis ({', '.join(f'{x:+.4f}' for x in selection.projection.axis)})"
+    print(f"θ projected onto {selection.group}{axis} ({selection.criterion})")
+    print(f"wrote {args.output}")
 
 
 def _label(args: argparse.Namespace) -> None:
@@ -76,7 +87,9 @@ def _label(args: argparse.Namespace) -> None:
 def _analyze(args: argparse.Namespace) -> None:
     from .analysis import write_report
 
-    report = write_report(args.model, args.output, threshold=args.threshold, tolerance=args.tolerance)
+    report = write_report(args.model, args.output, threshold=args.threshold, tolerance=args.tolerance, data=args.data)
+    if report.get("selection"):
+        print(report["selection"]["text"])
     print(report["summary"])
     for k, layer in enumerate(report["layers"]):
         norms = ", ".join(f"{name} {value:.3g}" for name, value in layer["block_norms"].items() if name != "0e")
@@ -117,13 +130,22 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("checkpoint", help="a .ckpt from a training run")
     export.add_argument("-o", "--output", required=True, help="output .pt file")
     export.add_argument("--dtype", choices=["float32", "float64"], help="precision of the exported model (default: as trained)")
+    export.add_argument("--symmetrize", metavar="GROUP", help="project θ onto GROUP first ('auto': chosen by validation loss; see regnn symmetrize)")
     export.set_defaults(func=_export)
+
+    symmetrize = sub.add_parser("symmetrize", help="project θ onto the point group the data broke to (or a named one)")
+    symmetrize.add_argument("checkpoint", help="a .ckpt from a training run")
+    symmetrize.add_argument("-o", "--output", required=True, help="output .ckpt")
+    symmetrize.add_argument("--group", default="auto", help="auto (default: chosen by validation loss) or a group, e.g. Cinfv, D4h, C1")
+    symmetrize.add_argument("--data", help="labelled frames to choose with (default: the run's validation split)")
+    symmetrize.set_defaults(func=_symmetrize)
 
     analyze = sub.add_parser("analyze", help="which symmetry θ breaks: block norms, directions, point group, plots")
     analyze.add_argument("model", help="a .ckpt or an exported .pt")
     analyze.add_argument("-o", "--output", default="analysis", help="output directory (default: analysis)")
     analyze.add_argument("--threshold", type=float, default=0.02, help="significant block: norm >= this × |0e| (default 0.02)")
     analyze.add_argument("--tolerance", type=float, default=0.01, help="symmetry: |gθ − θ| < this × max|θ| (default 0.01)")
+    analyze.add_argument("--data", help="labelled frames for choosing the group (default: a checkpoint's validation split)")
     analyze.set_defaults(func=_analyze)
 
     label = sub.add_parser("label", help="GFN2-xTB energies, forces and dipoles under applied fields")

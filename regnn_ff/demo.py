@@ -36,7 +36,7 @@ def demo_config(data: Path, run_dir: Path, epochs: int) -> TrainConfig:
     return TrainConfig.from_dict({
         "model": {"channels": 16, "r_max": 4.0, "l_relaxed": 1, "field_irreps": "1x1o"},
         "data": {"train": str(data), "val_fraction": 0.1, "test_fraction": 0.15},
-        "loss": {"energy": 1.0, "forces": 10.0, "dipole": 1.0, "theta_penalty": 1e-2},
+        "loss": {"energy": 1.0, "forces": 10.0, "dipole": 1.0},
         "optim": {"max_epochs": epochs, "batch_size": 8, "lr": 0.01},
         "run_dir": str(run_dir),
         "seed": 0,

@@ -40,7 +40,7 @@ def main() -> None:
         config = TrainConfig.from_dict({
             "model": {"channels": 16, "r_max": 4.0, **extra},
             "data": {"train": str(data), "val_fraction": 0.1, "test_fraction": 0.2},
-            "loss": {"energy": 1.0, "forces": 10.0, "theta_penalty": 1e-3},
+            "loss": {"energy": 1.0, "forces": 10.0},
             "optim": {"max_epochs": args.epochs, "batch_size": 8, "lr": 0.01},
             "run_dir": str(run_dir),
             "seed": 0,

@@ -49,7 +49,37 @@ def _significant(irreps: o3.Irreps, theta: np.ndarray, norms: Dict[str, float], 
     return out
 
 
-def analyze(source: Source, threshold: float = 0.02, tolerance: float = 0.01) -> Dict[str, Any]:
+def _selection(source: Source, data: Optional[str]) -> Optional[Dict[str, Any]]:
+    """The group chosen by validation loss (:mod:`.selection`) for a checkpoint or a model with
+    ``data``; None where there is no eager model (an exported file) or no θ."""
+    from .selection import format_table, select_group, validation_frames
+    from .symmetrize import choose_group
+
+    if isinstance(source, RelaxedPotential):
+        if source.config.l_relaxed is None:
+            return None
+        if data is None:
+            selection = select_group(source)
+        else:
+            state = {"train_config": {}}
+            selection = select_group(source, *validation_frames(state, source, data))
+    elif isinstance(source, (str, Path)) and str(source).endswith(".ckpt"):
+        from ..train.checkpoint import load_checkpoint, model_from_state
+
+        state = load_checkpoint(source)
+        model = model_from_state(state, source)
+        if model.config.l_relaxed is None:
+            return None
+        selection = choose_group(state, model, "auto", data)
+    else:
+        return None
+    out = selection.to_dict()
+    out["text"] = format_table(selection)
+    return out
+
+
+def analyze(source: Source, threshold: float = 0.02, tolerance: float = 0.01, data: Optional[str] = None,
+            select: bool = True) -> Dict[str, Any]:
     """The symmetry report of a relaxed model.
 
     Args:
@@ -59,8 +89,14 @@ def analyze(source: Source, threshold: float = 0.02, tolerance: float = 0.01) ->
         tolerance: an operation is a symmetry when it changes the (significant) θ of every layer by
             less than this fraction of θ's largest entry.
 
-    Returns a dict with ``point_group`` (Schoenflies, ``O(3)`` for a scalar-only θ, ``SO(3)`` when
-    only a pseudoscalar breaks it), ``layers`` (each: ``block_norms``, ``significant``,
+        data: labelled frames for the group selection (default: a checkpoint's own validation split).
+        select: choose the group the data broke by validation loss (``selection``, ``group``).
+
+    Returns a dict with ``group`` and ``selection`` (the most symmetric group whose projected θ
+    predicts the validation frames as well as θ itself, and the table of every candidate; see
+    :mod:`regnn_ff.analysis.selection`), ``point_group`` (the exact stabilizer of θ's significant
+    blocks, Schoenflies, ``O(3)`` for a scalar-only θ, ``SO(3)`` when only a pseudoscalar breaks
+    it), ``layers`` (each: ``block_norms``, ``significant``,
     ``polar_vector``, ``axial_vector``, ``quadrupole``), the angles between layers' axes, the
     symmetry elements found, and a one-line ``summary``.
     """
@@ -68,7 +104,7 @@ def analyze(source: Source, threshold: float = 0.02, tolerance: float = 0.01) ->
     report: Dict[str, Any] = {"relaxed_irreps": irreps_str, "field_irreps": field_irreps,
                               "threshold": threshold, "tolerance": tolerance}
     if irreps_str is None:
-        report.update(point_group="O(3)", layers=[], elements=None,
+        report.update(point_group="O(3)", group="O(3)", selection=None, layers=[], elements=None,
                       summary="strictly equivariant model (no relaxed weights): it preserves all of O(3)")
         return report
     irreps = o3.Irreps(irreps_str)
@@ -103,16 +139,22 @@ def analyze(source: Source, threshold: float = 0.02, tolerance: float = 0.01) ->
                   if broken else f"θ learned nothing beyond the given field ({field_irreps})")
         report["beyond_field"] = beyond
     report["summary"] = (f"θ preserves {group}" + (f"; significant blocks: {', '.join(broken)}" if broken else "; θ is scalar"))
+    selection = _selection(source, data) if select else None
+    report["selection"] = selection
+    report["group"] = selection["group"] if selection else group
+    if selection:
+        report["summary"] = f"the data break O(3) down to {selection['group']} ({selection['criterion']}); " + report["summary"]
     return report
 
 
-def write_report(source: Source, output_dir: Union[str, Path], threshold: float = 0.02, tolerance: float = 0.01) -> Dict[str, Any]:
+def write_report(source: Source, output_dir: Union[str, Path], threshold: float = 0.02, tolerance: float = 0.01,
+                 data: Optional[str] = None, select: bool = True) -> Dict[str, Any]:
     """:func:`analyze`, then ``report.json`` and ``theta_layers.png`` in ``output_dir``."""
     from .plots import plot_layers
 
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    report = analyze(source, threshold, tolerance)
+    report = analyze(source, threshold, tolerance, data, select)
     if report["relaxed_irreps"] is not None:
         thetas = [np.array(layer["theta"]) for layer in report["layers"]]
         report["plot"] = str(plot_layers(o3.Irreps(report["relaxed_irreps"]), thetas, out / "theta_layers.png"))

@@ -153,6 +153,6 @@ def _load_checkpoint(path: Path, device: torch.device, dtype: Optional[str]) -> 
     if dtype:
         model = model.to(getattr(torch, dtype))
     model = model.to(device).eval()
-    meta = model_metadata(model, state.get("data_range"))
+    meta = model_metadata(model, state.get("data_range"), state.get("symmetry"))
     meta["checkpoint"] = {"epoch": state.get("epoch"), "best_val": state.get("best_val")}
     return LoadedModel(meta, device, path, eager=model)

@@ -43,11 +43,13 @@ def compile_model(model: RelaxedPotential) -> torch.jit.ScriptModule:
         return torch.jit.script(model.eval())
 
 
-def metadata(model: RelaxedPotential, data_range: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+def metadata(model: RelaxedPotential, data_range: Optional[Dict[str, Any]] = None,
+             symmetry: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """What a host needs to know to use the compiled model, and where it came from.
 
     ``data_range`` is what the model saw in training (see :func:`regnn_ff.validate.data_range`);
-    adapters warn when an input goes beyond it.
+    adapters warn when an input goes beyond it. ``symmetry``: the point group θ was projected onto
+    (``regnn symmetrize``), with its axes and the table it was chosen from.
     """
     from .. import __version__
 
@@ -65,6 +67,7 @@ def metadata(model: RelaxedPotential, data_range: Optional[Dict[str, Any]] = Non
         "config": config.to_dict(),
         "versions": {"regnn_ff": __version__, "torch": torch.__version__, "e3nn": e3nn.__version__},
         "data_range": data_range,
+        "symmetry": symmetry,
     }
 
 
@@ -80,14 +83,16 @@ def checksum(meta: Dict[str, Any], module: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
-def save_scripted(model: RelaxedPotential, path: Union[str, Path], data_range: Optional[Dict[str, Any]] = None) -> Path:
+def save_scripted(model: RelaxedPotential, path: Union[str, Path], data_range: Optional[Dict[str, Any]] = None,
+                  symmetry: Optional[Dict[str, Any]] = None) -> Path:
     """Compile ``model`` and write it to ``path`` atomically (temp file + rename); returns the path.
 
-    ``data_range``: the training data's range (a checkpoint's ``data_range``), stored for warnings.
+    ``data_range``: the training data's range (a checkpoint's ``data_range``), stored for warnings;
+    ``symmetry``: see :func:`metadata`.
     """
     path = Path(path)
     scripted = compile_model(model)
-    meta = metadata(model, data_range)
+    meta = metadata(model, data_range, symmetry)
     meta["checksum"] = checksum(meta, scripted)
     extra = {METADATA_FILE: json.dumps(meta, indent=1)}
     with atomic_path(path) as tmp, torchscript_on_purpose():
@@ -95,16 +100,31 @@ def save_scripted(model: RelaxedPotential, path: Union[str, Path], data_range: O
     return path
 
 
-def export_checkpoint(checkpoint: Union[str, Path], path: Union[str, Path], dtype: Optional[str] = None) -> Path:
+def export_checkpoint(checkpoint: Union[str, Path], path: Union[str, Path], dtype: Optional[str] = None,
+                      symmetrize: Optional[str] = None) -> Path:
     """``regnn export``: compile the model of a training checkpoint (EMA weights) to ``path``, in its
-    training precision or ``dtype``, with the training data's range in the metadata."""
+    training precision or ``dtype``, with the training data's range in the metadata.
+
+    ``symmetrize``: ``"auto"`` or a group name: θ is first projected onto that group (see
+    :mod:`regnn_ff.analysis.symmetrize`), in the exported precision, so the file is invariant under
+    the group to that precision's rounding.
+    """
     from ..train.checkpoint import load_checkpoint, model_from_state
 
     state = load_checkpoint(checkpoint)
     model = model_from_state(state, checkpoint)
     if dtype:
         model = model.to(getattr(torch, dtype))
-    return save_scripted(model, path, state.get("data_range"))
+    symmetry = state.get("symmetry")
+    if symmetrize:
+        from ..analysis.symmetrize import apply_selection, choose_group
+
+        if model.config.l_relaxed is None:
+            raise ValueError(f"{checkpoint}: --symmetrize needs relaxed weights θ (l_relaxed is null): the model is O(3)-equivariant already")
+        selection = choose_group(state, model, symmetrize)
+        apply_selection(model, selection)
+        symmetry = selection.to_dict()
+    return save_scripted(model, path, state.get("data_range"), symmetry)
 
 
 def load_scripted(path: Union[str, Path], device: Union[str, torch.device] = "cpu") -> Tuple[torch.jit.ScriptModule, Dict[str, Any]]:

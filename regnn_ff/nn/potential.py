@@ -135,6 +135,15 @@ class RelaxedPotential(nn.Module):
                 total = total + layer.source.penalty()
         return total
 
+    @torch.no_grad()
+    def shrink_relaxed_(self, step: float, state: Optional[Dict[str, torch.Tensor]] = None) -> None:
+        """The group-lasso proximal step (:meth:`RelaxedSource.shrink_`) on every layer's θ, or on
+        the θ entries of ``state`` (a state dict such as an EMA copy of the weights)."""
+        if self.config.l_relaxed is None:
+            return
+        for k, layer in enumerate(self.layers):
+            layer.source.shrink_(step, None if state is None else state[f"representation.layers.{k}.source.theta"])
+
     # ---- convenience on ase.Atoms --------------------------------------------------------------
     def compute(self, structures, field=None, properties: Sequence[str] = (keys.ENERGY, keys.FORCES)) -> Dict[str, np.ndarray]:
         """Evaluate ``ase.Atoms`` (one or a list) and return numpy arrays; see :func:`regnn_ff.compute.compute`."""

@@ -65,6 +65,25 @@ class RelaxedSource(nn.Module):
             return theta
         return torch.cat([theta.expand(field.size(0), -1), field.to(theta.dtype)], dim=1)
 
+    @torch.no_grad()
+    def shrink_(self, step: float, theta: Optional[torch.Tensor] = None) -> None:
+        """Proximal step of the group lasso on θ's non-0e blocks, in place: each block (an irrep type,
+        all copies together) moves ``step · sqrt(block size)`` towards 0, and a block closer than
+        that becomes exactly 0. ``theta`` defaults to this layer's own (pass an EMA copy to shrink it).
+
+        After an Adam step, whose per-entry size is about the learning rate whatever the gradient's
+        scale, ``step = κ · lr`` removes every block whose gradient does not push it away from zero
+        in more than a fraction κ of the steps: noise in the labels no longer accumulates in θ.
+        """
+        t = self.theta if theta is None else theta
+        if self.num_blocks == 0:
+            return
+        squares = t.new_zeros(self.num_blocks + 1).index_add(0, self.block_of, t * t)
+        sizes = torch.bincount(self.block_of, minlength=self.num_blocks + 1).to(t.dtype)
+        factor = (1.0 - step * sizes.sqrt() / squares.sqrt().clamp_min(1e-300)).clamp_min(0.0)
+        factor[self.num_blocks] = 1.0  # the 0e entries
+        t.mul_(factor[self.block_of])
+
     def penalty(self) -> torch.Tensor:
         """Group norm of θ's non-0e blocks, Σ_blocks ||θ_block||₂ (dimensionless; 0 if strict)."""
         squares = self.theta.new_zeros(self.num_blocks + 1).index_add(0, self.block_of, self.theta.pow(2))

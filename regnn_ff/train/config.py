@@ -35,14 +35,12 @@ class DataConfig:
 
 @dataclass
 class LossConfig:
-    """Loss weights: energy per atom (eV²), forces (eV²/Å²), stress (eV²/Å⁶), dipole (e²Å²), and the
-    weight of the group-norm penalty on θ's non-scalar blocks (prefers the least symmetry breaking)."""
+    """Loss weights: energy per atom (eV²), forces (eV²/Å²), stress (eV²/Å⁶), dipole (e²Å²)."""
 
     energy: float = 1.0
     forces: float = 10.0
     stress: float = 0.0
     dipole: float = 0.0
-    theta_penalty: float = 1e-4
 
 
 @dataclass
@@ -62,6 +60,10 @@ class OptimConfig:
     min_lr: float = 1e-5
     ema_decay: float = 0.99  # 0 disables the EMA
     grad_clip: float = 10.0  # max gradient norm; 0 disables clipping
+    # Group lasso on θ's non-scalar blocks as a proximal step after each optimiser step: a block
+    # moves κ·lr·sqrt(size) towards 0 (see RelaxedSource.shrink_), so a block whose gradients do
+    # not consistently push it away from 0 stays 0 instead of fitting label noise. 0 disables it.
+    theta_lasso: float = 0.1
 
 
 @dataclass
@@ -155,9 +157,18 @@ def _section(cls, value: Any, where: str):
         raise ValueError(f"{where}: expected a mapping, got {type(value).__name__}")
     known = [f.name for f in dataclasses.fields(cls)]
     for key in value:
+        if key in _REPLACED:
+            raise ValueError(f"{where}: '{key}' {_REPLACED[key]}")
         if key not in known:
             raise ValueError(f"{where}: unknown key '{key}'{_hint(key, known)}")
     return cls(**_typed(cls, value, where))
+
+
+#: Keys of earlier versions, with what took their place.
+_REPLACED = {
+    "theta_penalty": "was replaced in regnn-ff 0.2 by optim.theta_lasso, a proximal group-lasso step "
+                     "that keeps θ from fitting label noise (default 0.1; 0 disables it)",
+}
 
 
 _KINDS = {float: "a number", int: "an integer", bool: "true or false", str: "a string", list: "a list", dict: "a mapping"}

@@ -15,12 +15,14 @@ class WeightEMA:
         self.model = model
         self.decay = float(decay)
         self.steps = 0
+        self.last_decay = 0.0  # the decay the last update used
         self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
     @torch.no_grad()
     def update(self) -> None:
         self.steps += 1
         decay = min(self.decay, (1.0 + self.steps) / (10.0 + self.steps))
+        self.last_decay = decay
         for name, value in self.model.state_dict().items():
             if value.is_floating_point():
                 self.shadow[name].mul_(decay).add_(value.detach(), alpha=1.0 - decay)

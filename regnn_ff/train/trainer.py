@@ -110,8 +110,19 @@ def _optimizer(model: RelaxedPotential, config: TrainConfig) -> torch.optim.Opti
     rest = [p for p in model.parameters() if id(p) not in ids]
     groups = [{"params": rest, "weight_decay": config.optim.weight_decay}]
     if theta:
-        groups.append({"params": theta, "weight_decay": 0.0})
+        # A short second-moment memory for θ: its Adam steps then measure how consistently the
+        # recent gradients push each entry (what the group-lasso step compares against), not the
+        # size of the early, large gradients.
+        groups.append({"params": theta, "weight_decay": 0.0, "betas": (0.9, 0.99)})
     return torch.optim.AdamW(groups, lr=config.optim.lr)
+
+
+def _shrink_theta(model: RelaxedPotential, ema: WeightEMA, step: float) -> None:
+    """The group-lasso proximal step on θ, and on its EMA copy in proportion to how far the EMA moves
+    per step (the full step there would hold a needed block far below the weights it averages)."""
+    model.shrink_relaxed_(step)
+    if ema.decay > 0:
+        model.shrink_relaxed_(step * (1.0 - ema.last_decay), ema.shadow)
 
 
 def _write_csv(path: Path, history: List[Dict[str, float]]) -> None:
@@ -218,8 +229,6 @@ def _train(config: TrainConfig, resume: bool, echo: Callable[[str], None]) -> Pa
                 batch = prepared.train.batch(mine, device)
                 out = model(batch, props)
                 loss = total_loss(loss_terms(out, batch, counts), config.loss)
-            if ctx.is_main and config.loss.theta_penalty > 0:
-                loss = loss + config.loss.theta_penalty * model.relaxed_penalty()
             if loss.requires_grad:
                 loss.backward()
             ctx.sum_gradients(model)
@@ -227,6 +236,8 @@ def _train(config: TrainConfig, resume: bool, echo: Callable[[str], None]) -> Pa
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
             optimizer.step()
             ema.update()
+            if config.optim.theta_lasso > 0:
+                _shrink_theta(model, ema, config.optim.theta_lasso * optimizer.param_groups[-1]["lr"])
             loss_sum += float(loss.detach()) * len(indices)
             seen += len(indices)
             bar.set_postfix(loss=f"{loss_sum / seen:.4g}")

@@ -1,0 +1,65 @@
+"""``regnn symmetrize``: a model whose θ lies exactly in one point group's invariant subspace.
+
+The group is chosen by :func:`~regnn_ff.analysis.selection.select_group` (``"auto"``) or named.
+The model is then exactly invariant (energy) and equivariant (forces, dipole) under every element
+of that group, to rounding, and the group, its axes and the table it was chosen from go with it:
+into the checkpoint's ``symmetry`` entry and the exported model's metadata (``regnn info``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, Optional, Union
+
+import numpy as np
+import torch
+
+from ..nn.potential import RelaxedPotential
+from .groups import GroupProjector, candidate
+from .selection import Selection, select_group, validation_frames
+
+
+def choose_group(state: Dict[str, Any], model: RelaxedPotential, group: str = "auto",
+                 data: Optional[str] = None) -> Selection:
+    """The group for ``model`` (the model of checkpoint ``state``): chosen by validation loss on the
+    checkpoint's validation split (or ``data``) for ``"auto"``, or the named group."""
+    cache = properties = weights = None
+    if "train_config" in state or data is not None:
+        cache, properties, weights = validation_frames(state, model, data)
+    groups = None if group == "auto" else [candidate(group).name]
+    if cache is None:
+        return select_group(model, groups=groups)
+    return select_group(model, cache, properties, weights, groups=groups)
+
+
+def apply_selection(model: RelaxedPotential, selection: Selection) -> None:
+    """Put the selection's projected θ into ``model``."""
+    model.set_relaxed_weights([torch.as_tensor(t) for t in selection.projection.thetas])
+
+
+def _project_state(state_dict: Dict[str, torch.Tensor], model: RelaxedPotential, selection: Selection) -> None:
+    """Project the θ entries of a state dict (e.g. the live weights beside the EMA) in the selection's frame."""
+    names = [f"representation.layers.{k}.source.theta" for k in range(len(model.layers))]
+    thetas = [state_dict[n].double().numpy() for n in names]
+    projector = GroupProjector(model.relaxed_irreps(), thetas)
+    projected = projector.project(candidate(selection.group), selection.projection.frame)
+    for name, theta in zip(names, projected):
+        state_dict[name] = torch.as_tensor(np.asarray(theta)).to(state_dict[name].dtype)
+
+
+def symmetrize_checkpoint(checkpoint: Union[str, Path], output: Union[str, Path], group: str = "auto",
+                          data: Optional[str] = None) -> Selection:
+    """Write ``output``: the checkpoint with θ (live and EMA weights) projected onto the group."""
+    from ..train.checkpoint import load_checkpoint, model_from_state, save_checkpoint
+
+    state = load_checkpoint(checkpoint)
+    model = model_from_state(state, checkpoint)
+    if model.config.l_relaxed is None:
+        raise ValueError(f"{checkpoint}: the model has no relaxed weights θ (l_relaxed is null): it is O(3)-equivariant already")
+    selection = choose_group(state, model, group, data)
+    for key in ("model_state", "ema_state"):
+        if state.get(key):
+            _project_state(state[key], model, selection)
+    state["symmetry"] = selection.to_dict()
+    save_checkpoint({k: v for k, v in state.items() if k not in ("format", "version")}, output)
+    return selection

@@ -23,13 +23,19 @@ def choose_group(state: Dict[str, Any], model: RelaxedPotential, group: str = "a
                  data: Optional[str] = None) -> Selection:
     """The group for ``model`` (the model of checkpoint ``state``): chosen by validation loss on the
     checkpoint's validation split (or ``data``) for ``"auto"``, or the named group."""
-    cache = properties = weights = None
-    if "train_config" in state or data is not None:
-        cache, properties, weights = validation_frames(state, model, data)
     groups = None if group == "auto" else [candidate(group).name]
-    if cache is None:
-        return select_group(model, groups=groups)
-    return select_group(model, cache, properties, weights, groups=groups)
+    missing = None
+    if data is not None:
+        return select_group(model, *validation_frames(state, model, data), groups=groups)
+    if "train_config" in state:
+        try:
+            return select_group(model, *validation_frames(state, model), groups=groups)
+        except OSError as err:  # the run's data moved: judge θ alone, and say so
+            missing = str(err)
+    selection = select_group(model, groups=groups)
+    if missing:
+        selection.criterion += f"; the run's validation data could not be read ({missing}): give --data"
+    return selection
 
 
 def apply_selection(model: RelaxedPotential, selection: Selection) -> None:

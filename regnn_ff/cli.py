@@ -60,7 +60,7 @@ def _symmetrize(args: argparse.Namespace) -> None:
     from .analysis.selection import format_table
     from .analysis.symmetrize import symmetrize_checkpoint
 
-    selection = symmetrize_checkpoint(args.checkpoint, args.output, args.group, args.data)
+    selection = symmetrize_checkpoint(args.checkpoint, args.output, args.group, args.data, args.finetune_epochs)
     print(format_table(selection))
     axis = "" if selection.projection.axis is None else f", axis ({', '.join(f'{x:+.4f}' for x in selection.projection.axis)})"
     print(f"θ projected onto {selection.group}{axis} ({selection.criterion})")
@@ -138,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     symmetrize.add_argument("-o", "--output", required=True, help="output .ckpt")
     symmetrize.add_argument("--group", default="auto", help="auto (default: chosen by validation loss) or a group, e.g. Cinfv, D4h, C1")
     symmetrize.add_argument("--data", help="labelled frames to choose with (default: the run's validation split)")
+    symmetrize.add_argument("--finetune-epochs", type=int, default=5, help="epochs of fine-tuning for near misses (0: none)")
     symmetrize.set_defaults(func=_symmetrize)
 
     analyze = sub.add_parser("analyze", help="which symmetry θ breaks: block norms, directions, point group, plots")

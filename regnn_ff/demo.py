@@ -79,7 +79,7 @@ def run_demo(output_dir: Union[str, Path] = "regnn-demo", frames: int = 160, epo
     moved.positions = water.positions @ rotation.T
     props = ["energy", "forces", "dipole"]
     exact = model.double()
-    apply_selection(exact, choose_group(state, exact, selection.group))  # θ projected in float64 too
+    apply_selection(exact, selection)  # θ projected again in float64
     ref = exact.compute(water, field=field, properties=props)
     rot = exact.compute(moved, field=rotation @ field, properties=props)
     equivariance = max(abs(rot["energy"] - ref["energy"]) / abs(ref["energy"]),

@@ -49,6 +49,10 @@ def _significant(irreps: o3.Irreps, theta: np.ndarray, norms: Dict[str, float], 
     return out
 
 
+def _broken_to(group: str) -> str:
+    return "the data keep all of O(3)" if group == "O(3)" else f"the data break O(3) down to {group}"
+
+
 def _selection(source: Source, data: Optional[str]) -> Optional[Dict[str, Any]]:
     """The group chosen by validation loss (:mod:`.selection`) for a checkpoint or a model with
     ``data``; None where there is no eager model (an exported file) or no θ."""
@@ -143,7 +147,7 @@ def analyze(source: Source, threshold: float = 0.02, tolerance: float = 0.01, da
     report["selection"] = selection
     report["group"] = selection["group"] if selection else group
     if selection:
-        report["summary"] = f"the data break O(3) down to {selection['group']} ({selection['criterion']}); " + report["summary"]
+        report["summary"] = f"{_broken_to(selection['group'])} ({selection['criterion']}); " + report["summary"]
     return report
 
 

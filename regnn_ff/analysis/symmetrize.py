@@ -16,22 +16,29 @@ import torch
 
 from ..nn.potential import RelaxedPotential
 from .groups import GroupProjector, candidate
-from .selection import Selection, select_group, validation_frames
+from .selection import Selection, finetune_for, select_group, validation_frames
+
+#: Epochs of fine-tuning for groups a bare projection narrowly misses (see :mod:`.selection`).
+FINETUNE_EPOCHS = 5
 
 
 def choose_group(state: Dict[str, Any], model: RelaxedPotential, group: str = "auto",
-                 data: Optional[str] = None) -> Selection:
+                 data: Optional[str] = None, finetune_epochs: int = FINETUNE_EPOCHS) -> Selection:
     """The group for ``model`` (the model of checkpoint ``state``): chosen by validation loss on the
-    checkpoint's validation split (or ``data``) for ``"auto"``, or the named group."""
+    checkpoint's validation split (or ``data``) for ``"auto"``, or the named group; near misses are
+    fine-tuned on the run's training split."""
     groups = None if group == "auto" else [candidate(group).name]
     missing = None
-    if data is not None:
-        return select_group(model, *validation_frames(state, model, data), groups=groups)
     if "train_config" in state:
         try:
-            return select_group(model, *validation_frames(state, model), groups=groups)
+            finetune = finetune_for(state, model, finetune_epochs) if finetune_epochs > 0 else None
+            return select_group(model, *validation_frames(state, model, data), groups=groups, finetune=finetune)
         except OSError as err:  # the run's data moved: judge θ alone, and say so
+            if data is not None:
+                raise
             missing = str(err)
+    elif data is not None:
+        return select_group(model, *validation_frames(state, model, data), groups=groups)
     selection = select_group(model, groups=groups)
     if missing:
         selection.criterion += f"; the run's validation data could not be read ({missing}): give --data"
@@ -39,8 +46,13 @@ def choose_group(state: Dict[str, Any], model: RelaxedPotential, group: str = "a
 
 
 def apply_selection(model: RelaxedPotential, selection: Selection) -> None:
-    """Put the selection's projected θ into ``model``."""
-    model.set_relaxed_weights([torch.as_tensor(t) for t in selection.projection.thetas])
+    """Put the selection's weights into ``model``: the fine-tuned ones where the group needed them,
+    else θ projected (in the model's own precision, so it is invariant to that rounding)."""
+    if selection.state is not None:
+        model.load_state_dict({k: v.to(model.dtype) if v.is_floating_point() else v for k, v in selection.state.items()})
+    thetas = [t.double().numpy() for t in model.relaxed_weights()]
+    projected = GroupProjector(model.relaxed_irreps(), thetas).project(candidate(selection.group), selection.projection.frame)
+    model.set_relaxed_weights([torch.as_tensor(np.asarray(t)) for t in projected])
 
 
 def _project_state(state_dict: Dict[str, torch.Tensor], model: RelaxedPotential, selection: Selection) -> None:
@@ -54,17 +66,20 @@ def _project_state(state_dict: Dict[str, torch.Tensor], model: RelaxedPotential,
 
 
 def symmetrize_checkpoint(checkpoint: Union[str, Path], output: Union[str, Path], group: str = "auto",
-                          data: Optional[str] = None) -> Selection:
-    """Write ``output``: the checkpoint with θ (live and EMA weights) projected onto the group."""
+                          data: Optional[str] = None, finetune_epochs: int = FINETUNE_EPOCHS) -> Selection:
+    """Write ``output``: the checkpoint with θ (live and EMA weights) projected onto the group (the
+    fine-tuned weights where the group needed fine-tuning)."""
     from ..train.checkpoint import load_checkpoint, model_from_state, save_checkpoint
 
     state = load_checkpoint(checkpoint)
     model = model_from_state(state, checkpoint)
     if model.config.l_relaxed is None:
         raise ValueError(f"{checkpoint}: the model has no relaxed weights θ (l_relaxed is null): it is O(3)-equivariant already")
-    selection = choose_group(state, model, group, data)
+    selection = choose_group(state, model, group, data, finetune_epochs)
     for key in ("model_state", "ema_state"):
         if state.get(key):
+            if selection.state is not None:  # fine-tuned with θ in the group: those weights, for both
+                state[key] = {k: v.clone() for k, v in selection.state.items()}
             _project_state(state[key], model, selection)
     state["symmetry"] = selection.to_dict()
     save_checkpoint({k: v for k, v in state.items() if k not in ("format", "version")}, output)

@@ -14,8 +14,8 @@ import argparse
 import importlib.util
 import json
 import os
-import resource
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,6 +29,9 @@ from e3nn import o3  # noqa: E402
 from mace.calculators import MACECalculator  # noqa: E402
 from mace.modules import ScaleShiftMACE, gate_dict  # noqa: E402
 from mace.modules.blocks import RealAgnosticResidualInteractionBlock  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import peak_rss_mb  # noqa: E402  (bench/timing.py: standard library only)
 
 
 def build_model() -> torch.nn.Module:
@@ -78,7 +81,7 @@ def main() -> None:
             call()
             times.append(time.perf_counter() - start)
         results[str(len(atoms))] = statistics.median(times)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     with open(args.output, "w") as handle:
         json.dump({"seconds": results, "peak_rss_mb": peak_mb, "torch_threads": torch.get_num_threads()}, handle)
 

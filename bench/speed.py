@@ -21,7 +21,6 @@ import argparse
 import csv
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -34,7 +33,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from accuracy import demo_accuracy, describe  # noqa: E402
-from timing import time_interleaved  # noqa: E402
+from timing import peak_rss_mb, time_interleaved  # noqa: E402
 
 from regnn_ff import RelaxedPotential  # noqa: E402
 from regnn_ff.data.structures import water_box  # noqa: E402
@@ -68,7 +67,7 @@ def peak_memory_child(variant: str, box: str, tuned: bool) -> None:
     model = our_model(variant)
     field = [0.0, 0.0, 0.1] if "field_irreps" in VARIANTS[variant] else None
     model.compute(atoms, field=field)
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    print(peak_rss_mb())
 
 
 def main() -> None:

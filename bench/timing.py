@@ -24,3 +24,22 @@ def time_interleaved(calls: Dict[str, Callable[[], object]], repeats: int, warmu
             call()
             times[name].append(time.perf_counter() - start)
     return {name: statistics.median(t) for name, t in times.items()}
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MB.
+
+    Read from ``VmHWM`` in /proc/self/status, which belongs to the address space and so starts afresh
+    at ``exec``; ``getrusage``'s ``ru_maxrss`` survives ``exec``, so a child started by a large parent
+    reports the parent's peak (every child of speed.py read 3,295 MB that way).
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -53,7 +53,7 @@ def _evaluate(args: argparse.Namespace) -> None:
 def _export(args: argparse.Namespace) -> None:
     from .export.torchscript import export_checkpoint
 
-    print(f"wrote {export_checkpoint(args.checkpoint, args.output, args.dtype, args.symmetrize)}")
+    print(f"wrote {export_checkpoint(args.checkpoint, args.output, args.dtype, args.symmetrize, args.domain)}")
 
 
 def _symmetrize(args: argparse.Namespace) -> None:
@@ -131,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("-o", "--output", required=True, help="output .pt file")
     export.add_argument("--dtype", choices=["float32", "float64"], help="precision of the exported model (default: as trained)")
     export.add_argument("--symmetrize", metavar="GROUP", help="project θ onto GROUP first ('auto': chosen by validation loss; see regnn symmetrize)")
+    export.add_argument("--domain", action="store_true",
+                        help="write the entry point for spatially decomposed MD (local + ghost atoms, e.g. LAMMPS with MPI)")
     export.set_defaults(func=_export)
 
     symmetrize = sub.add_parser("symmetrize", help="project θ onto the point group the data broke to (or a named one)")

@@ -101,13 +101,14 @@ def save_scripted(model: RelaxedPotential, path: Union[str, Path], data_range: O
 
 
 def export_checkpoint(checkpoint: Union[str, Path], path: Union[str, Path], dtype: Optional[str] = None,
-                      symmetrize: Optional[str] = None) -> Path:
+                      symmetrize: Optional[str] = None, domain: bool = False) -> Path:
     """``regnn export``: compile the model of a training checkpoint (EMA weights) to ``path``, in its
     training precision or ``dtype``, with the training data's range in the metadata.
 
     ``symmetrize``: ``"auto"`` or a group name: θ is first projected onto that group (see
     :mod:`regnn_ff.analysis.symmetrize`), in the exported precision, so the file is invariant under
-    the group to that precision's rounding.
+    the group to that precision's rounding. ``domain``: write the entry point for spatially
+    decomposed engines (local + ghost atoms; :mod:`regnn_ff.export.lammps`) instead.
     """
     from ..train.checkpoint import load_checkpoint, model_from_state
 
@@ -124,6 +125,10 @@ def export_checkpoint(checkpoint: Union[str, Path], path: Union[str, Path], dtyp
         selection = choose_group(state, model, symmetrize)
         apply_selection(model, selection)
         symmetry = selection.to_dict()
+    if domain:
+        from .lammps import save_domain_model
+
+        return save_domain_model(model, path, state.get("data_range"), symmetry)
     return save_scripted(model, path, state.get("data_range"), symmetry)
 
 

@@ -69,8 +69,14 @@ class RelaxedPotential(nn.Module):
     def atomic_energies(
         self, positions: torch.Tensor, cell: torch.Tensor, data: Dict[str, torch.Tensor], field: Optional[torch.Tensor]
     ) -> torch.Tensor:
-        """Per-atom energies [N] (eV) for the given (possibly strained) positions and cell."""
-        return self.readout(self.representation(positions, cell, data, field), data[keys.SPECIES])
+        """Per-atom energies [N] (eV) for the given (possibly strained) positions and cell; with
+        ``field_time_reversal``, averaged over the field and its time reverse."""
+        atomic = self.readout(self.representation(positions, cell, data, field), data[keys.SPECIES])
+        if self.time_reversal and field is not None:
+            reversed_field = field * self.time_reversal_sign
+            atomic = 0.5 * (atomic + self.readout(self.representation(positions, cell, data, reversed_field),
+                                                  data[keys.SPECIES]))
+        return atomic
 
     def forward(self, data: Dict[str, torch.Tensor], properties: List[str]) -> Dict[str, torch.Tensor]:
         """Energy [B] (eV) and the requested derivatives: ``forces`` [N, 3] (eV/Å), ``stress`` [B, 6]
@@ -89,8 +95,6 @@ class RelaxedPotential(nn.Module):
         positions, cell, field, inputs = differentiable_inputs(
             data[keys.POSITIONS], data[keys.CELL], batch, field, num_structures, want_forces, want_stress, want_dipole)
         atomic = self.atomic_energies(positions, cell, data, field)
-        if self.time_reversal and field is not None:
-            atomic = 0.5 * (atomic + self.atomic_energies(positions, cell, data, field * self.time_reversal_sign))
         energy = atomic.new_zeros(num_structures).index_add(0, batch, atomic)
         out: Dict[str, torch.Tensor] = {keys.ENERGY: energy, keys.ATOMIC_ENERGY: atomic}
         out.update(derivative_outputs(energy, inputs, data[keys.CELL], want_forces, want_stress, want_dipole,

@@ -71,9 +71,10 @@ class RelaxedSource(nn.Module):
         all copies together) moves ``step · sqrt(block size)`` towards 0, and a block closer than
         that becomes exactly 0. ``theta`` defaults to this layer's own (pass an EMA copy to shrink it).
 
-        After an Adam step, whose per-entry size is about the learning rate whatever the gradient's
-        scale, ``step = κ · lr`` removes every block whose gradient does not push it away from zero
-        in more than a fraction κ of the steps: noise in the labels no longer accumulates in θ.
+        After an Adam step, whose per-entry size is about the learning rate times how consistently
+        the recent gradients agree in sign (whatever their scale), ``step = κ · lr`` keeps at zero
+        every block whose gradients agree less than a fraction κ: noise in the labels no longer
+        accumulates in θ, while a block the data need keeps growing.
         """
         t = self.theta if theta is None else theta
         if self.num_blocks == 0:

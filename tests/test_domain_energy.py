@@ -141,3 +141,17 @@ def test_regnn_export_domain_writes_the_entry_point(setup, tmp_path):
     entry = torch.jit.load(str(tmp_path / "domain.pt"))
     energy, *_ = _sum_over(atoms, entry, _split(atoms, 2), 6.0, 3.0)
     assert energy == pytest.approx(float(reference["energy"]), rel=1e-9)
+
+
+def test_float32_domains_agree_with_the_float32_periodic_model(setup):
+    model, atoms, _, _ = setup
+    single = _model().float()
+    reference = single.compute(atoms, field=FIELD, properties=["energy", "forces"])
+    entry = torch.jit.script(DomainEnergy(single))
+
+    def float32_entry(positions, species, edges, nlocal, field):
+        return entry(positions.float(), species, edges, nlocal, field.float())
+
+    energy, forces, *_ = _sum_over(atoms, float32_entry, _split(atoms, 2), 6.0, 3.0)
+    assert energy == pytest.approx(float(reference["energy"]), rel=1e-5)
+    np.testing.assert_allclose(forces, reference["forces"], rtol=1e-4, atol=1e-5)

@@ -120,14 +120,17 @@ class GroupProjector:
             self.scalar[sl] = ir == o3.Irrep("0e")
             self.pseudoscalar[sl] = ir == o3.Irrep("0o")
 
-    def project(self, group: CandidateGroup, frame: Optional[np.ndarray]) -> np.ndarray:
-        """P_G θ for every layer, the group placed by ``frame`` -> [layers, dim]."""
+    def project(self, group: CandidateGroup, frame: Optional[np.ndarray],
+                thetas: Optional[np.ndarray] = None) -> np.ndarray:
+        """P_G θ for every layer, the group placed by ``frame`` -> [layers, dim]; ``thetas`` (same
+        irreps) instead of the θ this projector was built with."""
+        thetas = self.thetas if thetas is None else np.asarray(thetas, dtype=np.float64)
         if group.name in ("O(3)", "SO(3)"):
             keep = self.scalar | (self.pseudoscalar if group.name == "SO(3)" else False)
-            return self.thetas * keep
+            return thetas * keep
         f = np.eye(3) if frame is None else frame
         elements = f @ group.elements(self.samples) @ f.T
-        return self.action.apply(elements, self.thetas).mean(axis=0)
+        return self.action.apply(elements, thetas).mean(axis=0)
 
     def invariant_dim(self, group: CandidateGroup) -> int:
         """Trace of the projector: how many independent numbers a G-invariant θ has."""

@@ -126,8 +126,7 @@ def select_group(model: RelaxedPotential, cache=None, properties: Sequence[str] 
     if model.config.l_relaxed is None:
         raise ValueError("the model has no relaxed weights θ (l_relaxed is null): it is O(3)-equivariant already")
     weights = weights or LossConfig()
-    thetas = [t.detach().double().numpy() for t in model.relaxed_weights()]
-    projector = GroupProjector(model.relaxed_irreps(), thetas)
+    projector = projector_of(model)
     candidates = [candidate(g) for g in groups] if groups else CANDIDATES
     base = frame_losses(model, cache, properties, weights) if cache is not None else None
     rows, projections = [], []
@@ -143,7 +142,8 @@ def select_group(model: RelaxedPotential, cache=None, properties: Sequence[str] 
     states: Dict[int, Dict[str, torch.Tensor]] = {}
     tuned_loss = float("nan")
     if base is not None and finetune is not None and finetune.epochs > 0:
-        states, tuned_loss = _finetune_near_misses(model, candidates, rows, projections, cache, properties, weights, finetune, z, rel_tol)
+        states, tuned_loss = _finetune_near_misses(model, projector, candidates, rows, projections, cache, properties,
+                                                   weights, finetune, z, rel_tol)
     accepted = [k for k, row in enumerate(rows) if row.accepted]
     if groups is not None and len(groups) == 1:
         accepted = [0]  # the user's choice: projected whatever the table says
@@ -169,8 +169,8 @@ def _compare(row: GroupRow, losses: np.ndarray, base: np.ndarray, z: float, rel_
     row.accepted = row.delta <= z * row.stderr + rel_tol * float(base.mean())
 
 
-def _finetune_near_misses(model, candidates, rows, projections, cache, properties, weights, finetune: FineTune,
-                          z: float, rel_tol: float) -> Tuple[Dict[int, Dict[str, torch.Tensor]], float]:
+def _finetune_near_misses(model, projector: GroupProjector, candidates, rows, projections, cache, properties, weights,
+                          finetune: FineTune, z: float, rel_tol: float) -> Tuple[Dict[int, Dict[str, torch.Tensor]], float]:
     """Fine-tune the groups whose loss rose by less than FINETUNE_WITHIN × rel_tol and are more
     symmetric than every accepted one, most symmetric first, until one passes; the unconstrained
     model is fine-tuned alike (its mean loss is returned), and those rows are re-judged on the pair."""
@@ -197,9 +197,9 @@ def _finetune_near_misses(model, candidates, rows, projections, cache, propertie
             else:
                 model.load_state_dict(start)
                 if projection.frame is not None:
-                    projections[k] = _refit_frame(model, projector_of(model), group, projection, finetune, properties, weights)
-                states[k] = _finetuned(model, start, (group, projections[k].frame), finetune, properties, weights,
-                                       projections[k].thetas)
+                    projections[k] = _refit_frame(model, projector, group, projection, finetune, properties, weights)
+                states[k] = _finetuned(model, start, (projector, group, projections[k].frame), finetune, properties,
+                                       weights)
                 done[key] = k
             row.axis = projections[k].axis
             model.load_state_dict(states[k])
@@ -213,7 +213,14 @@ def _finetune_near_misses(model, candidates, rows, projections, cache, propertie
 
 
 def projector_of(model: RelaxedPotential) -> GroupProjector:
+    """A projector built from ``model``'s current θ."""
     return GroupProjector(model.relaxed_irreps(), [t.double().numpy() for t in model.relaxed_weights()])
+
+
+def project_model_(model: RelaxedPotential, projector: GroupProjector, group, frame: Optional[np.ndarray]) -> None:
+    """Replace ``model``'s θ, whatever it is now, by its projection onto ``group`` placed by ``frame``."""
+    current = np.stack([t.double().numpy() for t in model.relaxed_weights()])
+    model.set_relaxed_weights([torch.as_tensor(t) for t in projector.project(group, frame, current)])
 
 
 def _refit_frame(model: RelaxedPotential, projector: GroupProjector, group, projection: Projection, finetune: FineTune,
@@ -257,18 +264,16 @@ class _Subset:
 
 
 def _finetuned(model: RelaxedPotential, start: Dict[str, torch.Tensor], placed, finetune: FineTune,
-               properties: Sequence[str], weights, thetas: Optional[Sequence[np.ndarray]] = None) -> Dict[str, torch.Tensor]:
-    """Weights after ``finetune.epochs`` epochs from ``start``, θ projected onto ``placed`` = (group,
-    frame) after every step (None: unconstrained). The model is left holding them."""
+               properties: Sequence[str], weights) -> Dict[str, torch.Tensor]:
+    """Weights after ``finetune.epochs`` epochs from ``start``, θ projected onto ``placed`` =
+    (projector, group, frame) first and after every step (None: unconstrained). The model is left
+    holding them."""
     from ..train.batches import epoch_batches
     from ..train.loss import loss_terms, total_loss
 
     model.load_state_dict(start)
-    if thetas is not None:
-        model.set_relaxed_weights([torch.as_tensor(t) for t in thetas])
-    projector = None
     if placed is not None:
-        projector = GroupProjector(model.relaxed_irreps(), [t.double().numpy() for t in model.relaxed_weights()])
+        project_model_(model, *placed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=finetune.lr, weight_decay=0.0)
     data = finetune.train
     batches = [b for epoch in range(finetune.epochs) for b in epoch_batches(len(data), finetune.batch_size, finetune.seed, epoch)]
@@ -281,9 +286,8 @@ def _finetuned(model: RelaxedPotential, start: Dict[str, torch.Tensor], placed, 
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        if projector is not None:
-            projector.thetas = np.stack([t.double().numpy() for t in model.relaxed_weights()])
-            model.set_relaxed_weights([torch.as_tensor(t) for t in projector.project(*placed)])
+        if placed is not None:
+            project_model_(model, *placed)
     model.eval()
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
@@ -309,33 +313,36 @@ def format_table(selection: Selection) -> str:
     return "\n".join(lines)
 
 
-def validation_frames(checkpoint_state: Dict[str, Any], model: RelaxedPotential, data: Optional[str] = None):
-    """(labelled frames as a GraphCache, properties, loss weights) for a checkpoint's model: its own
-    validation split (rebuilt from the training config stored in the checkpoint), or the file ``data``."""
+def checkpoint_data(checkpoint_state: Dict[str, Any], model: RelaxedPotential, data: Optional[str] = None,
+                    finetune_epochs: int = 0):
+    """(validation frames as a GraphCache, properties, loss weights, FineTune or None) for a
+    checkpoint's model: its own validation split (rebuilt from the training config stored in the
+    checkpoint) or the file ``data``; with ``finetune_epochs``, fine-tuning on its training split at a
+    tenth of its run's learning rate. The run's data are read once."""
     from ..data.datasets import KeyMap, check_species, read_frames
     from ..train.batches import GraphCache
     from ..train.config import TrainConfig
     from ..train.loss import properties_for
     from ..train.trainer import _load_splits
 
+    def graphs(frames):
+        return GraphCache(frames, model.species_names, model.config.r_max, model.dtype)
+
     config = TrainConfig.from_dict(checkpoint_state["train_config"], "checkpoint: train_config")
-    field_dim = model.field_dim
+    splits = _load_splits(config, model.field_dim) if data is None or finetune_epochs > 0 else None
     if data is not None:
-        frames = read_frames(data, KeyMap.from_dict(config.data.keys, "data.keys"), field_dim)
+        frames = read_frames(data, KeyMap.from_dict(config.data.keys, "data.keys"), model.field_dim)
     else:
-        frames = _load_splits(config, field_dim)[1]
+        frames = splits[1]
     check_species(frames, model.species_names)
-    cache = GraphCache(frames, model.species_names, model.config.r_max, model.dtype)
     properties = properties_for(config.loss, model.dipole_start >= 0, any(f.atoms.pbc.any() for f in frames))
-    return cache, properties, config.loss
+    finetune = None
+    if finetune_epochs > 0:
+        finetune = FineTune(graphs(splits[0]), epochs=finetune_epochs, lr=0.1 * config.optim.lr,
+                            batch_size=config.optim.batch_size, seed=config.seed)
+    return graphs(frames), properties, config.loss, finetune
 
 
-def finetune_for(checkpoint_state: Dict[str, Any], model: RelaxedPotential, epochs: int = 5) -> FineTune:
-    """Fine-tuning on a checkpoint's own training split, at a tenth of its run's learning rate."""
-    from ..train.batches import GraphCache
-    from ..train.config import TrainConfig
-    from ..train.trainer import _load_splits
-
-    config = TrainConfig.from_dict(checkpoint_state["train_config"], "checkpoint: train_config")
-    train = GraphCache(_load_splits(config, model.field_dim)[0], model.species_names, model.config.r_max, model.dtype)
-    return FineTune(train, epochs=epochs, lr=0.1 * config.optim.lr, batch_size=config.optim.batch_size, seed=config.seed)
+def validation_frames(checkpoint_state: Dict[str, Any], model: RelaxedPotential, data: Optional[str] = None):
+    """(labelled frames as a GraphCache, properties, loss weights): see :func:`checkpoint_data`."""
+    return checkpoint_data(checkpoint_state, model, data)[:3]

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from ..nn.potential import RelaxedPotential
-from .groups import GroupProjector, candidate
-from .selection import Selection, finetune_for, select_group, validation_frames
+from .groups import candidate
+from .selection import Selection, checkpoint_data, project_model_, projector_of, select_group, validation_frames
 
 #: Epochs of fine-tuning for groups a bare projection narrowly misses (see :mod:`.selection`).
 FINETUNE_EPOCHS = 5
@@ -31,8 +31,8 @@ def choose_group(state: Dict[str, Any], model: RelaxedPotential, group: str = "a
     missing = None
     if "train_config" in state:
         try:
-            finetune = finetune_for(state, model, finetune_epochs) if finetune_epochs > 0 else None
-            return select_group(model, *validation_frames(state, model, data), groups=groups, finetune=finetune)
+            cache, properties, weights, finetune = checkpoint_data(state, model, data, finetune_epochs)
+            return select_group(model, cache, properties, weights, groups=groups, finetune=finetune)
         except OSError as err:  # the run's data moved: judge θ alone, and say so
             if data is not None:
                 raise
@@ -50,17 +50,14 @@ def apply_selection(model: RelaxedPotential, selection: Selection) -> None:
     else θ projected (in the model's own precision, so it is invariant to that rounding)."""
     if selection.state is not None:
         model.load_state_dict({k: v.to(model.dtype) if v.is_floating_point() else v for k, v in selection.state.items()})
-    thetas = [t.double().numpy() for t in model.relaxed_weights()]
-    projected = GroupProjector(model.relaxed_irreps(), thetas).project(candidate(selection.group), selection.projection.frame)
-    model.set_relaxed_weights([torch.as_tensor(np.asarray(t)) for t in projected])
+    project_model_(model, projector_of(model), candidate(selection.group), selection.projection.frame)
 
 
 def _project_state(state_dict: Dict[str, torch.Tensor], model: RelaxedPotential, selection: Selection) -> None:
     """Project the θ entries of a state dict (e.g. the live weights beside the EMA) in the selection's frame."""
     names = [f"representation.layers.{k}.source.theta" for k in range(len(model.layers))]
-    thetas = [state_dict[n].double().numpy() for n in names]
-    projector = GroupProjector(model.relaxed_irreps(), thetas)
-    projected = projector.project(candidate(selection.group), selection.projection.frame)
+    thetas = np.stack([state_dict[n].double().numpy() for n in names])
+    projected = projector_of(model).project(candidate(selection.group), selection.projection.frame, thetas)
     for name, theta in zip(names, projected):
         state_dict[name] = torch.as_tensor(np.asarray(theta)).to(state_dict[name].dtype)
 

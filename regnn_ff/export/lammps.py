@@ -91,16 +91,10 @@ def save_domain_model(model: RelaxedPotential, path: Union[str, Path], data_rang
     """TorchScript-compile :class:`DomainEnergy` of ``model`` and write it to ``path`` atomically,
     with the model's metadata (see :func:`~regnn_ff.export.torchscript.metadata`) plus
     ``entry: "domain"`` and ``ghost_cutoff`` (Å)."""
-    import json
+    from .torchscript import metadata, torchscript_on_purpose, write_scripted
 
-    from ..atomic import atomic_path
-    from .torchscript import METADATA_FILE, metadata, torchscript_on_purpose
-
-    path = Path(path)
     with torchscript_on_purpose():
         scripted = torch.jit.script(DomainEnergy(model))
     meta = metadata(model, data_range, symmetry)
     meta.update(entry="domain", ghost_cutoff=scripted.ghost_cutoff)
-    with atomic_path(path) as tmp, torchscript_on_purpose():
-        torch.jit.save(scripted, str(tmp), _extra_files={METADATA_FILE: json.dumps(meta, indent=1)})
-    return path
+    return write_scripted(scripted, meta, path)

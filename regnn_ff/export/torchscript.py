@@ -90,13 +90,17 @@ def save_scripted(model: RelaxedPotential, path: Union[str, Path], data_range: O
     ``data_range``: the training data's range (a checkpoint's ``data_range``), stored for warnings;
     ``symmetry``: see :func:`metadata`.
     """
-    path = Path(path)
     scripted = compile_model(model)
     meta = metadata(model, data_range, symmetry)
     meta["checksum"] = checksum(meta, scripted)
-    extra = {METADATA_FILE: json.dumps(meta, indent=1)}
+    return write_scripted(scripted, meta, path)
+
+
+def write_scripted(scripted: torch.jit.ScriptModule, meta: Dict[str, Any], path: Union[str, Path]) -> Path:
+    """Write a compiled module with ``meta`` as its metadata file, atomically (temp file + rename)."""
+    path = Path(path)
     with atomic_path(path) as tmp, torchscript_on_purpose():
-        torch.jit.save(scripted, str(tmp), _extra_files=extra)
+        torch.jit.save(scripted, str(tmp), _extra_files={METADATA_FILE: json.dumps(meta, indent=1)})
     return path
 
 

@@ -70,7 +70,7 @@ def run_demo(output_dir: Union[str, Path] = "regnn-demo", frames: int = 160, epo
     from_checkpoint = evaluate(model, data)
     from_file = evaluate(path, data)
     agreement = max(abs(from_checkpoint[k] - from_file[k]) for k in from_checkpoint)
-    echo(f"exported {path}: its errors on all {frames} frames match the checkpoint's to {agreement:.1e}")
+    echo(f"exported {path}: its errors on all {frames} frames match the projected model's to {agreement:.1e}")
 
     water = molecule("H2O")
     field = np.array([0.0, 0.3, 0.4])

@@ -232,3 +232,29 @@ def test_cli_symmetrize_and_export_carry_the_group_into_the_model_file(trained, 
     assert meta["symmetry"]["group"] == "Cs" and meta["dtype"] == "float64"
     assert main(["symmetrize", str(checkpoint), "-o", str(tmp_path / "x.ckpt"), "--group", "D7h"]) == 2
     assert "unknown group 'D7h'" in capsys.readouterr().err
+
+
+def test_finetuning_holds_theta_in_the_group_and_recovers_what_the_projection_cost(trained):
+    # The fine-tuning behind near misses: θ stays in the group's subspace through every step, and
+    # the training loss ends below the bare projection's.
+    from regnn_ff.analysis.selection import _finetuned, checkpoint_data, frame_losses, project_model_, projector_of
+    from regnn_ff.train.checkpoint import model_from_state
+
+    checkpoint = trained("polar")
+    state = load_checkpoint(checkpoint)
+    model = model_from_state(state, checkpoint)
+    torch.manual_seed(0)
+    with torch.no_grad():  # noise in θ's non-scalar blocks, which the projection onto C∞v removes
+        for layer in model.layers:
+            layer.source.theta[1:] += 0.05 * torch.randn_like(layer.source.theta[1:])
+    _, properties, weights, finetune = checkpoint_data(state, model, finetune_epochs=3)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    projector, group = projector_of(model), candidate("C∞v")
+    frame = projector.fit(group).frame
+    project_model_(model, projector, group, frame)
+    bare = frame_losses(model, finetune.train, properties, weights).mean()
+    _finetuned(model, start, (projector, group, frame), finetune, properties, weights)
+    tuned = frame_losses(model, finetune.train, properties, weights).mean()
+    assert tuned < bare
+    thetas = np.stack([t.double().numpy() for t in model.relaxed_weights()])
+    np.testing.assert_allclose(projector.project(group, frame, thetas), thetas, atol=1e-6)

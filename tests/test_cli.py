@@ -18,7 +18,7 @@ def test_demo_labels_trains_exports_and_the_file_reloads(tmp_path):
     out = tmp_path / "out"
     for name in ("data.xyz", "run/best.ckpt", "run/metrics.csv", "model.pt"):
         assert (out / name).is_file(), name
-    assert "forces" in result.stdout and "match the checkpoint" in result.stdout
+    assert "forces" in result.stdout and "match the projected model" in result.stdout
     assert not list(out.rglob(".*.tmp*"))  # no half-written leftovers
     info = _regnn("info", str(out / "model.pt"), cwd=tmp_path)
     assert info.returncode == 0, info.stderr

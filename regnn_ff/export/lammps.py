@@ -37,6 +37,10 @@ class DomainEnergy(nn.Module):
     def __init__(self, model: RelaxedPotential):
         super().__init__()
         self.model = model.eval()
+        # What a C++ host reads from the file itself (pair_style regnn): no JSON parser needed there.
+        self.species_names: List[str] = list(model.config.species)
+        self.r_max = float(model.config.r_max)
+        self.field_irreps: str = str(model.config.field_irreps or "")
         self.field_dim = model.field_dim
         self.dipole_start = model.dipole_start
         self.ghost_cutoff = float(model.config.num_layers * model.config.r_max)
@@ -91,10 +95,11 @@ def save_domain_model(model: RelaxedPotential, path: Union[str, Path], data_rang
     """TorchScript-compile :class:`DomainEnergy` of ``model`` and write it to ``path`` atomically,
     with the model's metadata (see :func:`~regnn_ff.export.torchscript.metadata`) plus
     ``entry: "domain"`` and ``ghost_cutoff`` (Å)."""
-    from .torchscript import metadata, torchscript_on_purpose, write_scripted
+    from .torchscript import checksum, metadata, torchscript_on_purpose, write_scripted
 
     with torchscript_on_purpose():
         scripted = torch.jit.script(DomainEnergy(model))
     meta = metadata(model, data_range, symmetry)
     meta.update(entry="domain", ghost_cutoff=scripted.ghost_cutoff)
+    meta["checksum"] = checksum(meta, scripted)
     return write_scripted(scripted, meta, path)

@@ -290,3 +290,9 @@ void *PairREGNN::extract(const char *name, int &dim)
   }
   return nullptr;
 }
+
+// Entry point for regnnplugin.so, which loads this library with its own symbols first (see there).
+extern "C" Pair *regnn_create_pair(LAMMPS *lmp)
+{
+  return new PairREGNN(lmp);
+}

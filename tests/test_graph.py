@@ -70,3 +70,19 @@ def test_graph_errors_name_structure_and_atom():
         atoms_to_graph(Atoms(), ["H"], 3.0)
     with pytest.raises(ValueError, match="no structures"):
         atoms_to_graph([], ["H"], 3.0)
+
+
+def test_pair_estimate_follows_density_and_accepts_large_boxes():
+    """The refusal of absurd neighbour counts must not refuse big ordinary systems: the estimate for
+    a periodic box is the count for evenly spread atoms (the image bound refused 12,000 atoms)."""
+    from ase.neighborlist import neighbor_list
+
+    from regnn_ff.data.graph import MAX_PAIRS, _check_pair_count, estimated_pairs
+    from regnn_ff.data.structures import water_box
+
+    small = water_box(64)
+    true_pairs = len(neighbor_list("i", small, 4.0)) / 2
+    assert abs(estimated_pairs(len(small), small.cell.array, small.pbc, 4.0) / true_pairs - 1) < 0.1
+    large = water_box(4000)  # 12,000 atoms
+    assert estimated_pairs(len(large), large.cell.array, large.pbc, 4.0) < MAX_PAIRS / 100
+    _check_pair_count(large, 4.0, 0)

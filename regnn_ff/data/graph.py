@@ -84,8 +84,10 @@ MAX_PAIRS = 5e7
 
 
 def estimated_pairs(num_atoms: int, cell: np.ndarray, pbc: Sequence[bool], r_max: float) -> float:
-    """Upper estimate of the neighbour pairs within ``r_max`` (Å): the images of the cell within
-    reach along each periodic direction, times all pairs of atoms."""
+    """Estimate of the neighbour pairs within ``r_max`` (Å): the images of the cell within reach
+    along each periodic direction times all pairs of atoms, an upper bound; for a cell periodic in
+    all three directions at most the count of atoms spread evenly through it (N · N/V · 4πr³/3 / 2),
+    which the upper bound overstates by (L/r)³ for large cells (it refused 12,000-atom water boxes)."""
     periodic = np.flatnonzero(np.asarray(pbc, dtype=bool))
     images = 1.0
     if periodic.size:
@@ -93,7 +95,13 @@ def estimated_pairs(num_atoms: int, cell: np.ndarray, pbc: Sequence[bool], r_max
         reciprocal = np.linalg.pinv(np.asarray(cell, dtype=np.float64)[periodic])
         for spacing in 1.0 / np.linalg.norm(reciprocal, axis=0):
             images *= 2.0 * float(r_max) / spacing + 1.0
-    return 0.5 * num_atoms * num_atoms * images
+    bound = 0.5 * num_atoms * num_atoms * images
+    if periodic.size == 3:
+        volume = abs(float(np.linalg.det(np.asarray(cell, dtype=np.float64))))
+        if volume > 0:
+            even = 0.5 * num_atoms * (num_atoms / volume) * (4.0 / 3.0) * np.pi * float(r_max) ** 3
+            return min(bound, even)
+    return bound
 
 
 def _check_pair_count(atoms: Atoms, r_max: float, structure: int) -> None:

@@ -4,10 +4,12 @@ One model (the example's shape: 16 channels, r_max 4 Å, two blocks, θ up to l 
 random weights: speed does not depend on them), float32, in a field of 0.1 V/Å along z. For each
 box size: atom-steps per second of ``lmp`` with 1 rank × 2 threads and 2 ranks × 1 thread (10 NVE
 steps after 2 warm-up steps), the ASE calculator's (one process, 2 threads, one energy+forces call
-per step), the atoms each rank evaluates (local + ghosts) and each rank's peak memory. A size whose
-estimated memory exceeds what the machine has free is reported as such instead of run.
+per step), the atoms each rank evaluates (local + ghosts) and each rank's peak memory. A rank with
+more than ``--chunk`` local atoms evaluates them in cells of at most that many (``pair_style regnn
+chunk N``), each with its own ghost shell, so memory stays bounded; a size whose estimated memory
+still exceeds what the machine has free is reported as such instead of run.
 
-    python bench/lammps_scaling.py [--sizes 3000 24000] [--steps 10]
+    python bench/lammps_scaling.py [--sizes 3000 24000] [--steps 10] [--chunk 3000]
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ boundary p p p
 newton on
 read_data {data}
 plugin load {plugin}
-pair_style regnn field 0.0 0.0 0.1
+pair_style regnn chunk {chunk} field 0.0 0.0 0.1
 pair_coeff * * {model} H O
 neighbor {skin} bin
 comm_modify cutoff {cutoff}
@@ -98,6 +100,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[3000, 24000], help="atoms (3 per water)")
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--chunk", type=int, default=3000, help="most local atoms per model call (0: all)")
     args = parser.parse_args()
     plugin = build_plugin()
     torch.manual_seed(0)
@@ -114,25 +117,29 @@ def main() -> None:
             length = box.cell.lengths()[0]
             write_data(box, root / "water.data", ["H", "O"])
             (root / "in.bench").write_text(INPUT.format(data="water.data", plugin=plugin, model="domain.pt",
-                                                        skin=SKIN, cutoff=cutoff, steps=args.steps))
-            # one rank holds the box and its periodic images within the ghost cutoff
-            one_rank_atoms = len(box) * ((length + 2 * cutoff) / length) ** 3
-            row = {"atoms": len(box), "box": length, "one_rank_atoms": one_rank_atoms}
-            if mb_per_atom is not None and one_rank_atoms * mb_per_atom > 0.8 * available_mb():
-                row["skipped"] = (f"needs ~{one_rank_atoms * mb_per_atom / 1024:.0f} GB for one rank "
+                                                        skin=SKIN, cutoff=cutoff, steps=args.steps,
+                                                        chunk=args.chunk))
+            # one model call holds a cell of local atoms (the whole box without chunks) and every
+            # atom (or periodic image) within the ghost cutoff of it
+            cell = length if not args.chunk or args.chunk >= len(box) else length * (args.chunk / len(box)) ** (1 / 3)
+            per_call = len(box) * ((cell + 2 * cutoff) / length) ** 3
+            row = {"atoms": len(box), "box": length, "per_call": per_call}
+            if mb_per_atom is not None and per_call * mb_per_atom > 0.8 * available_mb():
+                row["skipped"] = (f"needs ~{per_call * mb_per_atom / 1024:.0f} GB per model call "
                                   f"({mb_per_atom:.2f} MB per evaluated atom), {available_mb() / 1024:.0f} GB free")
                 rows.append(row)
                 print(row["skipped"], flush=True)
                 continue
             row["ranks1"] = lammps(root, 1, 2)
-            mb_per_atom = row["ranks1"]["peak_mb"] / row["ranks1"]["per_rank"]
+            if mb_per_atom is None:
+                mb_per_atom = row["ranks1"]["peak_mb"] / min(row["ranks1"]["per_rank"], per_call)
             row["ranks2"] = lammps(root, 2, 1)
             row["ase"] = ase_rate(box, root / "model.pt", max(2, args.steps // 2))
             rows.append(row)
             print(row, flush=True)
 
     print("\n| atoms | box (Å) | ASE, 1 process × 2 threads | LAMMPS 1 rank × 2 threads | LAMMPS 2 ranks × 1 thread | "
-          "atoms evaluated per rank (1 / 2 ranks) | peak memory per rank (1 / 2 ranks) |")
+          "local + ghost atoms per rank (1 / 2 ranks) | peak memory per rank (1 / 2 ranks) |")
     print("|---|---|---|---|---|---|---|")
     for row in rows:
         if "skipped" in row:
@@ -143,7 +150,8 @@ def main() -> None:
               f"({one['atom_steps_per_s'] / row['ase']:.2f}× ASE) | {two['atom_steps_per_s']:.0f} "
               f"({two['atom_steps_per_s'] / row['ase']:.2f}×) | {one['per_rank']:.0f} / {two['per_rank']:.0f} | "
               f"{one['peak_mb']:.0f} / {two['peak_mb']:.0f} MB |")
-    print(f"\nghost cutoff {cutoff} Å (2 × r_max + skin); {torch.__version__}, {os.cpu_count()} CPU cores")
+    print(f"\nghost cutoff {cutoff} Å (2 × r_max + skin); chunk {args.chunk} local atoms per call; "
+          f"{torch.__version__}, {os.cpu_count()} CPU cores")
 
 
 if __name__ == "__main__":

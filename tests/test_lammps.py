@@ -84,10 +84,12 @@ def _molecule_cut_at(atoms: Atoms, axis: int, plane: float) -> bool:
     return bool(np.any((coordinate.min(axis=1) < plane) & (coordinate.max(axis=1) > plane)))
 
 
-@pytest.mark.parametrize("nprocs, grid, precision", [(1, "1 1 1", 64), (2, "2 1 1", 64), (2, "1 1 2", 64),
-                                                     (2, "2 1 1", 32)])
-def test_energy_forces_virial_dipole_equal_ase(setup, nprocs, grid, precision):
-    """float64 to 1e-6 relative; a float32 model against the float32 ASE model to 1e-5 (its rounding)."""
+@pytest.mark.parametrize("nprocs, grid, precision, chunk", [(1, "1 1 1", 64, 0), (2, "2 1 1", 64, 0),
+                                                            (2, "1 1 2", 64, 0), (2, "2 1 1", 32, 0),
+                                                            (1, "1 1 1", 64, 10), (2, "1 1 2", 64, 10)])
+def test_energy_forces_virial_dipole_equal_ase(setup, nprocs, grid, precision, chunk):
+    """float64 to 1e-6 relative; a float32 model against the float32 ASE model to 1e-5 (its rounding);
+    ``chunk 10``: each rank's atoms evaluated in cells of at most ~10, each with its own shell."""
     root, plugin, atoms = setup
     suffix, tolerance = ("", 1e-6) if precision == 64 else ("32", 1e-5)
     if nprocs > 1:  # the decomposition really cuts molecules across the two ranks
@@ -99,7 +101,8 @@ thermo_modify format float %.16g
 dump d all custom 1 forces.dump id fx fy fz
 dump_modify d sort id format float %.16g
 run 0"""
-    name = _input(root, plugin, "regnn field {} {} {}".format(*FIELD), body, grid=grid, model=f"domain{suffix}.pt")
+    name = _input(root, plugin, "regnn chunk {} field {} {} {}".format(chunk, *FIELD), body, grid=grid,
+                  model=f"domain{suffix}.pt")
     out = run_lammps(name, nprocs=nprocs, cwd=root)
     assert f"{grid.replace(' ', ' by ')} MPI processor grid" in out
     table = thermo(out)
@@ -191,6 +194,7 @@ run 20"""
     ("regnn", "missing.pt", "H O", COMM_CUTOFF, "metal", "cannot load 'missing.pt'"),
     ("regnn", "domain.pt", "H O", COMM_CUTOFF, "real", "needs 'units metal'"),
     ("regnn cutoff 3", "domain.pt", "H O", COMM_CUTOFF, "metal", "unknown keyword 'cutoff'"),
+    ("regnn chunk -5", "domain.pt", "H O", COMM_CUTOFF, "metal", "'chunk' must be >= 0 atoms, got -5"),
 ])
 def test_bad_input_is_a_one_line_lammps_error(setup, pair_style, model, elements, cutoff, units_style, message):
     root, plugin, _ = setup

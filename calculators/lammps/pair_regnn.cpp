@@ -68,20 +68,27 @@ void PairREGNN::allocate()
     for (int j = 0; j < n; j++) setflag[i][j] = 0;
 }
 
-// pair_style regnn [field F1 F2 ...]: each Fi a number or v_name of an equal-style variable,
-// in the model's field units (V/Å for an electric field, T for a magnetic field).
+// pair_style regnn [chunk N] [field F1 F2 ...]: each Fi a number or v_name of an equal-style
+// variable, in the model's field units (V/Å for an electric field, T for a magnetic field); chunk:
+// evaluate at most N local atoms per model call (0, the default: all at once).
 void PairREGNN::settings(int narg, char **arg)
 {
   field_args.clear();
+  chunk_atoms = 0;
   int iarg = 0;
   while (iarg < narg) {
-    if (strcmp(arg[iarg], "field") == 0) {
+    if (strcmp(arg[iarg], "chunk") == 0) {
+      if (iarg + 1 >= narg) error->all(FLERR, "pair_style regnn: 'chunk' needs a number of atoms");
+      chunk_atoms = utils::inumeric(FLERR, arg[iarg + 1], false, lmp);
+      if (chunk_atoms < 0) error->all(FLERR, "pair_style regnn: 'chunk' must be >= 0 atoms, got {}", chunk_atoms);
+      iarg += 2;
+    } else if (strcmp(arg[iarg], "field") == 0) {
       iarg++;
-      while (iarg < narg) field_args.emplace_back(arg[iarg++]);
+      while (iarg < narg && strcmp(arg[iarg], "chunk") != 0) field_args.emplace_back(arg[iarg++]);
       if (field_args.empty())
         error->all(FLERR, "pair_style regnn: 'field' needs one value or v_name per field component");
     } else {
-      error->all(FLERR, "pair_style regnn: unknown keyword '{}' (expected: field F1 F2 ...)", arg[iarg]);
+      error->all(FLERR, "pair_style regnn: unknown keyword '{}' (expected: chunk N, field F1 F2 ...)", arg[iarg]);
     }
   }
 }
@@ -198,43 +205,101 @@ void PairREGNN::compute(int eflag, int vflag)
   if (eflag_atom || vflag_atom)
     error->all(FLERR, "pair regnn: per-atom energies and virials are not available (only the totals)");
 
+  const int nlocal = atom->nlocal;
+  const int nall = nlocal + atom->nghost;
+  field.resize(field_vars.size());
+  read_field(field.data());
+  for (int k = 0; k < 3; k++) dipole[k] = 0.0;
+
+  if (chunk_atoms <= 0 || nlocal <= chunk_atoms) {
+    std::vector<int> atoms(nall);
+    for (int i = 0; i < nall; i++) atoms[i] = i;
+    if (nlocal > 0) evaluate(atoms, nlocal);    // an empty domain's local energy is zero
+  } else {
+    // Cells of a grid over the local atoms, each evaluated with every atom within the ghost cutoff
+    // of its bounding box: memory bounded by a cell and its shell, as with more MPI ranks.
+    double **x = atom->x;
+    double lo[3], hi[3];
+    for (int k = 0; k < 3; k++) lo[k] = hi[k] = x[0][k];
+    for (int i = 1; i < nlocal; i++)
+      for (int k = 0; k < 3; k++) {
+        lo[k] = std::min(lo[k], x[i][k]);
+        hi[k] = std::max(hi[k], x[i][k]);
+      }
+    const int wanted = (nlocal + chunk_atoms - 1) / chunk_atoms;
+    const int per_side = static_cast<int>(std::ceil(std::cbrt(static_cast<double>(wanted)) - 1e-9));
+    std::vector<std::vector<int>> cells(per_side * per_side * per_side);
+    for (int i = 0; i < nlocal; i++) {
+      int index = 0;
+      for (int k = 0; k < 3; k++) {
+        const double width = std::max(hi[k] - lo[k], 1e-12);
+        const int c = std::min(per_side - 1, static_cast<int>((x[i][k] - lo[k]) / width * per_side));
+        index = index * per_side + c;
+      }
+      cells[index].push_back(i);
+    }
+    for (auto &cell : cells) {
+      if (cell.empty()) continue;
+      double clo[3], chi[3];
+      for (int k = 0; k < 3; k++) clo[k] = chi[k] = x[cell[0]][k];
+      for (int i : cell)
+        for (int k = 0; k < 3; k++) {
+          clo[k] = std::min(clo[k], x[i][k]);
+          chi[k] = std::max(chi[k], x[i][k]);
+        }
+      std::vector<char> member(nall, 0);
+      for (int i : cell) member[i] = 1;
+      std::vector<int> atoms(cell);
+      for (int i = 0; i < nall; i++) {
+        if (member[i]) continue;
+        bool inside = true;
+        for (int k = 0; k < 3 && inside; k++)
+          inside = x[i][k] >= clo[k] - ghost_cutoff && x[i][k] <= chi[k] + ghost_cutoff;
+        if (inside) atoms.push_back(i);
+      }
+      evaluate(atoms, static_cast<int>(cell.size()));
+    }
+  }
+  for (int k = 0; k < nextra; k++) pvector[k] = dipole[k];
+}
+
+// One model call on `atoms` (indices into LAMMPS's local + ghost arrays, the first `nowned` of them
+// local atoms whose energy is wanted); adds forces, energy, virial and dipole.
+void PairREGNN::evaluate(const std::vector<int> &atoms, int nowned)
+{
   double **x = atom->x;
   double **f = atom->f;
   const int *type = atom->type;
-  const int nlocal = atom->nlocal;
-  const int nall = nlocal + atom->nghost;
+  const int nall = atom->nlocal + atom->nghost;
+  const int64_t n = static_cast<int64_t>(atoms.size());
 
-  std::vector<double> field(field_vars.size());
-  read_field(field.data());
-  for (int k = 0; k < 3; k++) dipole[k] = 0.0;
-  if (nlocal == 0) {    // an empty domain: its local energy is zero, whatever its ghosts are
-    for (int k = 0; k < nextra; k++) pvector[k] = 0.0;
-    return;
-  }
-
-  auto positions = torch::empty({nall, 3}, torch::kFloat64);
-  auto species_index = torch::empty({nall}, torch::kInt64);
+  std::vector<int> position_of(nall, -1);
+  auto positions = torch::empty({n, 3}, torch::kFloat64);
+  auto species_index = torch::empty({n}, torch::kInt64);
   auto pos = positions.accessor<double, 2>();
   auto spec = species_index.accessor<int64_t, 1>();
-  for (int i = 0; i < nall; i++) {
-    for (int k = 0; k < 3; k++) pos[i][k] = x[i][k];
-    spec[i] = type2species[type[i]];
+  for (int64_t a = 0; a < n; a++) {
+    const int i = atoms[a];
+    position_of[i] = static_cast<int>(a);
+    for (int k = 0; k < 3; k++) pos[a][k] = x[i][k];
+    spec[a] = type2species[type[i]];
   }
 
   // The neighbour list is built with the skin; the model wants pairs within r_max, both directions.
   const double cutsq_model = r_max * r_max;
   std::vector<int64_t> senders, receivers;
-  senders.reserve(static_cast<size_t>(list->inum + list->gnum) * 32);
+  senders.reserve(static_cast<size_t>(n) * 32);
   receivers.reserve(senders.capacity());
-  for (int ii = 0; ii < list->inum + list->gnum; ii++) {
-    const int i = list->ilist[ii];
+  for (int64_t a = 0; a < n; a++) {
+    const int i = atoms[a];
     const int *jlist = list->firstneigh[i];
     for (int jj = 0; jj < list->numneigh[i]; jj++) {
       const int j = jlist[jj] & NEIGHMASK;
+      if (position_of[j] < 0) continue;
       const double dx = x[j][0] - x[i][0], dy = x[j][1] - x[i][1], dz = x[j][2] - x[i][2];
       if (dx * dx + dy * dy + dz * dz < cutsq_model) {
-        senders.push_back(i);
-        receivers.push_back(j);
+        senders.push_back(a);
+        receivers.push_back(position_of[j]);
       }
     }
   }
@@ -250,20 +315,20 @@ void PairREGNN::compute(int eflag, int vflag)
     field_input = torch::from_blob(field.data(), {static_cast<int64_t>(field.size())}, torch::kFloat64).to(dtype);
 
   std::vector<torch::jit::IValue> inputs{positions.to(dtype), species_index, edge_index,
-                                         static_cast<int64_t>(nlocal), field_input};
+                                         static_cast<int64_t>(nowned), field_input};
   c10::IValue result;
   try {
     result = model.forward(inputs);
   } catch (const std::exception &err) {
-    error->one(FLERR, "pair regnn: the model failed on this domain ({} local, {} ghost atoms): {}", nlocal,
-               nall - nlocal, first_line(err.what()));
+    error->one(FLERR, "pair regnn: the model failed on {} local and {} surrounding atoms: {}", nowned,
+               n - nowned, first_line(err.what()));
   }
 
   auto out = result.toGenericDict();
   auto forces = out.at("forces").toTensor().to(torch::kFloat64).contiguous();
   auto fa = forces.accessor<double, 2>();
-  for (int i = 0; i < nall; i++)
-    for (int k = 0; k < 3; k++) f[i][k] += fa[i][k];
+  for (int64_t a = 0; a < n; a++)
+    for (int k = 0; k < 3; k++) f[atoms[a]][k] += fa[a][k];
 
   if (eflag_global) eng_vdwl += out.at("energy").toTensor().to(torch::kFloat64).item<double>();
   if (vflag_global) {
@@ -274,9 +339,8 @@ void PairREGNN::compute(int eflag, int vflag)
   if (has_dipole && out.contains("dipole")) {
     auto d = out.at("dipole").toTensor().to(torch::kFloat64).contiguous();
     auto da = d.accessor<double, 1>();
-    for (int k = 0; k < 3; k++) dipole[k] = da[k];
+    for (int k = 0; k < 3; k++) dipole[k] += da[k];
   }
-  for (int k = 0; k < nextra; k++) pvector[k] = dipole[k];
 }
 
 // extract("dipole", dim): this rank's dipole of its local atoms (e·Å); extract("r_max", dim): Å.

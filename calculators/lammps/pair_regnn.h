@@ -32,6 +32,7 @@ class PairREGNN : public Pair {
  private:
   void allocate();
   void read_field(double *) const;
+  void evaluate(const std::vector<int> &atoms, int nowned);
 
   torch::jit::Module model;
   bool model_loaded = false;
@@ -48,6 +49,8 @@ class PairREGNN : public Pair {
   std::vector<std::string> field_args;
   std::vector<int> field_vars;         // variable index, or -1 for a constant
   std::vector<double> field_values;    // the constants
+  std::vector<double> field;           // this step's field
+  int chunk_atoms = 0;                 // at most this many local atoms per model call (0: all)
   double dipole[3] = {0.0, 0.0, 0.0};  // e·Å, this rank's local atoms (summed by compute pair)
 };
 

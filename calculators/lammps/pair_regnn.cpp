@@ -226,15 +226,21 @@ void PairREGNN::compute(int eflag, int vflag)
         lo[k] = std::min(lo[k], x[i][k]);
         hi[k] = std::max(hi[k], x[i][k]);
       }
+    // cells of about equal sides, as many as needed for chunk_atoms each at uniform density
     const int wanted = (nlocal + chunk_atoms - 1) / chunk_atoms;
-    const int per_side = static_cast<int>(std::ceil(std::cbrt(static_cast<double>(wanted)) - 1e-9));
-    std::vector<std::vector<int>> cells(per_side * per_side * per_side);
+    double volume = 1.0;
+    for (int k = 0; k < 3; k++) volume *= std::max(hi[k] - lo[k], 1.0);
+    const double side = std::cbrt(volume / wanted);
+    int count[3];
+    for (int k = 0; k < 3; k++)
+      count[k] = std::max(1, static_cast<int>(std::ceil(std::max(hi[k] - lo[k], 1.0) / side - 1e-9)));
+    std::vector<std::vector<int>> cells(count[0] * count[1] * count[2]);
     for (int i = 0; i < nlocal; i++) {
       int index = 0;
       for (int k = 0; k < 3; k++) {
         const double width = std::max(hi[k] - lo[k], 1e-12);
-        const int c = std::min(per_side - 1, static_cast<int>((x[i][k] - lo[k]) / width * per_side));
-        index = index * per_side + c;
+        const int c = std::min(count[k] - 1, static_cast<int>((x[i][k] - lo[k]) / width * count[k]));
+        index = index * count[k] + c;
       }
       cells[index].push_back(i);
     }

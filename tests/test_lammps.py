@@ -2,8 +2,8 @@
 
 The plugin is built with the README's CMake commands (incremental when CI built it already). A
 periodic water box under a field, with a θ that breaks the symmetry: 1 rank, 2 ranks with a domain
-boundary that cuts molecules, and 2 ranks split the other way must give the ASE calculator's energy,
-forces, stress and dipole (float64, 1e-6 relative); a field from a time-dependent variable is the one
+boundary that cuts molecules, 2 ranks split the other way, and ranks evaluated in cells (``chunk``)
+must give the ASE calculator's energy, forces, stress and dipole (float64, 1e-6 relative); a field from a time-dependent variable is the one
 used at every step; 1 and 2 ranks follow the same NVE trajectory through re-neighbourings and atom
 migrations; bad input stops LAMMPS with a one-line error.
 """

@@ -204,3 +204,17 @@ def test_bad_input_is_a_one_line_lammps_error(setup, pair_style, model, elements
         run_lammps(name, cwd=root)
     assert message in str(failure.value)
     assert str(failure.value).startswith("ERROR") and "\n" not in str(failure.value)
+
+
+@pytest.mark.parametrize("pair_style, body, message", [
+    ("regnn", "newton off on\nrun 0", "needs 'newton on'"),
+    ("regnn", "compute pe all pe/atom\ndump d all custom 1 pe.dump id c_pe\nrun 0",
+     "per-atom energies and virials are not available"),
+    ("regnn field 0 0 v_s", "variable s atom x\nrun 0", "field variable 's' is not equal-style"),
+])
+def test_unsupported_settings_are_one_line_lammps_errors(setup, pair_style, body, message):
+    root, plugin, _ = setup
+    name = _input(root, plugin, pair_style, body, name="in.unsupported")
+    with pytest.raises(RuntimeError) as failure:
+        run_lammps(name, cwd=root)
+    assert message in str(failure.value) and "\n" not in str(failure.value)

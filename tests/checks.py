@@ -23,6 +23,19 @@ def small_model(seed: int = 0, dtype=torch.float64, **overrides) -> RelaxedPoten
     return RelaxedPotential(config).to(dtype).eval()
 
 
+def broken_water_model(field: bool = True) -> RelaxedPotential:
+    """A float64 H/O model (8 channels, r_max 3 Å, 2 layers, E-field input unless ``field=False``)
+    whose θ breaks the symmetry, so the lab frame matters: for checks that decompose a system."""
+    torch.manual_seed(0)
+    config = dict(species=["H", "O"], channels=8, r_max=3.0, num_layers=2, l_relaxed=1,
+                  field_irreps="1x1o" if field else None)
+    model = RelaxedPotential(config).double().eval()
+    with torch.no_grad():
+        for layer in model.layers:
+            layer.source.theta.add_(0.3 * torch.randn_like(layer.source.theta))
+    return model
+
+
 def molecule_cluster(seed: int = 0) -> Atoms:
     """A small non-periodic cluster of H, C, O with no symmetry."""
     rng = np.random.default_rng(seed)

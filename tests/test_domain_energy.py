@@ -17,21 +17,11 @@ import torch
 from ase import Atoms
 from ase.neighborlist import neighbor_list
 
-from regnn_ff import RelaxedPotential
+from checks import broken_water_model
 from regnn_ff.data.structures import water_box
 from regnn_ff.export.lammps import DomainEnergy, save_domain_model
 
 FIELD = np.array([0.1, -0.2, 0.3])
-
-
-def _model() -> RelaxedPotential:
-    torch.manual_seed(0)
-    config = dict(species=["H", "O"], channels=8, r_max=3.0, num_layers=2, l_relaxed=1, field_irreps="1x1o")
-    model = RelaxedPotential(config).double().eval()
-    with torch.no_grad():  # a θ that breaks the symmetry, so the lab frame matters
-        for layer in model.layers:
-            layer.source.theta.add_(0.3 * torch.randn_like(layer.source.theta))
-    return model
 
 
 def _images(atoms: Atoms):
@@ -75,7 +65,7 @@ def _sum_over(atoms: Atoms, entry, domains, ghost_cutoff: float, r_max: float):
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    model = _model()
+    model = broken_water_model()
     atoms = water_box(24, seed=1)
     reference = model.compute(atoms, field=FIELD, properties=["energy", "forces", "stress", "dipole"])
     path = save_domain_model(model, tmp_path_factory.mktemp("domain") / "model-domain.pt")
@@ -145,7 +135,7 @@ def test_regnn_export_domain_writes_the_entry_point(setup, tmp_path):
 
 def test_float32_domains_agree_with_the_float32_periodic_model(setup):
     model, atoms, _, _ = setup
-    single = _model().float()
+    single = broken_water_model().float()
     reference = single.compute(atoms, field=FIELD, properties=["energy", "forces"])
     entry = torch.jit.script(DomainEnergy(single))
 

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from ase import Atoms, units
 
-from regnn_ff import RelaxedPotential
+from checks import broken_water_model
 from regnn_ff.calculators import REGNNCalculator
 from regnn_ff.calculators.lammps import build_plugin, read_dump, run_lammps, thermo, write_data
 from regnn_ff.data.structures import water_box
@@ -26,28 +25,18 @@ FIELD = (0.1, -0.2, 0.3)  # V/Å
 COMM_CUTOFF = 8.0  # Å: 2 layers × r_max 3 Å + the default metal skin 2 Å
 
 
-def _model(field: bool = True) -> RelaxedPotential:
-    torch.manual_seed(0)
-    config = dict(species=["H", "O"], channels=8, r_max=3.0, num_layers=2, l_relaxed=1,
-                  field_irreps="1x1o" if field else None)
-    model = RelaxedPotential(config).double().eval()
-    with torch.no_grad():  # a θ that breaks the symmetry, so the lab frame matters
-        for layer in model.layers:
-            layer.source.theta.add_(0.3 * torch.randn_like(layer.source.theta))
-    return model
-
-
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     """(directory, plugin, atoms): the domain and periodic files of one model, and its data file."""
     plugin = build_plugin()
     root = tmp_path_factory.mktemp("lammps")
-    model = _model()
+    model = broken_water_model()
     save_domain_model(model, root / "domain.pt")
     save_scripted(model, root / "model.pt")
-    save_domain_model(_model().float(), root / "domain32.pt")
-    save_scripted(_model().float(), root / "model32.pt")
-    save_domain_model(_model(field=False), root / "nofield.pt")
+    model32 = broken_water_model().float()
+    save_domain_model(model32, root / "domain32.pt")
+    save_scripted(model32, root / "model32.pt")
+    save_domain_model(broken_water_model(field=False), root / "nofield.pt")
     atoms = water_box(27, seed=1)
     atoms.rattle(0.05, seed=2)
     write_data(atoms, root / "water.data", ["H", "O"])

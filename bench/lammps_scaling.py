@@ -18,8 +18,6 @@ import argparse
 import math
 import os
 import re
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,7 +26,7 @@ import torch
 
 from regnn_ff import RelaxedPotential
 from regnn_ff.calculators import REGNNCalculator
-from regnn_ff.calculators.lammps import build_plugin, write_data
+from regnn_ff.calculators.lammps import build_plugin, run_lammps, write_data
 from regnn_ff.data.structures import water_box
 from regnn_ff.export.lammps import save_domain_model
 from regnn_ff.export.torchscript import save_scripted
@@ -64,16 +62,8 @@ def available_mb() -> float:
 
 def lammps(root: Path, nprocs: int, threads: int) -> dict:
     """Loop time of the timed run, atoms per rank and peak memory per rank (MB)."""
-    binary = Path(sys.executable).parent / "lmp"
-    mpiexec = Path(sys.executable).parent / "mpiexec"
-    command = ["/usr/bin/time", "-f", "peak_rss_kb %M", str(binary), "-in", "in.bench", "-log", "none"]
-    if nprocs > 1:
-        command = [str(mpiexec), "-n", str(nprocs)] + command
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-    done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True)
-    output = done.stdout + done.stderr
-    if done.returncode != 0:
-        raise RuntimeError(f"lmp failed ({done.returncode}):\n{output[-2000:]}")
+    output = run_lammps("in.bench", nprocs, cwd=root, threads=threads,
+                        wrapper=["/usr/bin/time", "-f", "peak_rss_kb %M"])
     loops = re.findall(r"Loop time of ([\d.e+-]+) on \d+ procs for (\d+) steps with (\d+) atoms", output)
     seconds, steps, atoms = float(loops[-1][0]), int(loops[-1][1]), int(loops[-1][2])
     local = float(re.findall(r"Nlocal:\s+([\d.]+) ave", output)[-1])

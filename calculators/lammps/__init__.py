@@ -95,11 +95,12 @@ def _executable(name: str) -> str:
 
 def run_lammps(input_file: Union[str, Path], nprocs: int = 1, cwd: Optional[Union[str, Path]] = None,
                threads: int = 1, variables: Optional[Dict[str, str]] = None,
-               timeout: Optional[float] = None) -> str:
+               timeout: Optional[float] = None, wrapper: Sequence[str] = ()) -> str:
     """Run ``mpiexec -n nprocs lmp -in input_file`` (``lmp -in`` alone for one rank) and return its
     screen output. ``threads``: torch (and OpenMP) threads per rank; ``variables``: ``-var name
-    value`` pairs. A failed run raises ``RuntimeError`` with LAMMPS's ERROR line."""
-    command = [_executable("lmp"), "-in", str(input_file), "-log", "none"]
+    value`` pairs; ``wrapper``: a command each rank's ``lmp`` runs under (e.g. ``/usr/bin/time``).
+    A failed run raises ``RuntimeError`` with LAMMPS's ERROR line."""
+    command = list(wrapper) + [_executable("lmp"), "-in", str(input_file), "-log", "none"]
     for name, value in (variables or {}).items():
         command += ["-var", name, str(value)]
     if nprocs > 1:

@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <numeric>
 
 using namespace LAMMPS_NS;
 
@@ -29,6 +30,17 @@ std::string first_line(const std::string &message)
 {
   auto end = message.find('\n');
   return message.substr(0, end);
+}
+
+// Smallest and largest coordinates (Å) of the atoms `atoms` (at least one).
+void bounding_box(double **x, const std::vector<int> &atoms, double lo[3], double hi[3])
+{
+  for (int k = 0; k < 3; k++) lo[k] = hi[k] = x[atoms[0]][k];
+  for (int i : atoms)
+    for (int k = 0; k < 3; k++) {
+      lo[k] = std::min(lo[k], x[i][k]);
+      hi[k] = std::max(hi[k], x[i][k]);
+    }
 }
 
 }    // namespace
@@ -213,19 +225,16 @@ void PairREGNN::compute(int eflag, int vflag)
 
   if (chunk_atoms <= 0 || nlocal <= chunk_atoms) {
     std::vector<int> atoms(nall);
-    for (int i = 0; i < nall; i++) atoms[i] = i;
+    std::iota(atoms.begin(), atoms.end(), 0);
     if (nlocal > 0) evaluate(atoms, nlocal);    // an empty domain's local energy is zero
   } else {
     // Cells of a grid over the local atoms, each evaluated with every atom within the ghost cutoff
     // of its bounding box: memory bounded by a cell and its shell, as with more MPI ranks.
     double **x = atom->x;
+    std::vector<int> local(nlocal);
+    std::iota(local.begin(), local.end(), 0);
     double lo[3], hi[3];
-    for (int k = 0; k < 3; k++) lo[k] = hi[k] = x[0][k];
-    for (int i = 1; i < nlocal; i++)
-      for (int k = 0; k < 3; k++) {
-        lo[k] = std::min(lo[k], x[i][k]);
-        hi[k] = std::max(hi[k], x[i][k]);
-      }
+    bounding_box(x, local, lo, hi);
     // cells of about equal sides, as many as needed for chunk_atoms each at uniform density
     const int wanted = (nlocal + chunk_atoms - 1) / chunk_atoms;
     double volume = 1.0;
@@ -247,12 +256,7 @@ void PairREGNN::compute(int eflag, int vflag)
     for (auto &cell : cells) {
       if (cell.empty()) continue;
       double clo[3], chi[3];
-      for (int k = 0; k < 3; k++) clo[k] = chi[k] = x[cell[0]][k];
-      for (int i : cell)
-        for (int k = 0; k < 3; k++) {
-          clo[k] = std::min(clo[k], x[i][k]);
-          chi[k] = std::max(chi[k], x[i][k]);
-        }
+      bounding_box(x, cell, clo, chi);
       std::vector<char> member(nall, 0);
       for (int i : cell) member[i] = 1;
       std::vector<int> atoms(cell);

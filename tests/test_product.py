@@ -82,3 +82,19 @@ def test_construction_refuses_an_output_it_cannot_make():
         SymmetricProduct(o3.Irreps("0e+1o"), o3.Irreps("0e+3o"), 4, 1, correlation=2)
     with pytest.raises(ValueError, match=r"correlation must be 1, 2 or 3"):
         SymmetricProduct(HIDDEN, HIDDEN, 4, 1, correlation=4)
+
+
+@pytest.mark.parametrize("irreps_out", ["0e", "0e+1o+2e"])
+def test_every_path_is_its_own_function(irreps_out):
+    """With the weights folded into the coupling tables, each path must still give a function of A
+    of its own: the outputs of one-hot weights on random densities are linearly independent."""
+    module = product(3, irreps_out=o3.Irreps(irreps_out))
+    x = torch.randn(40, 4, HIDDEN.dim, dtype=torch.float64)
+    species = torch.zeros(40, dtype=torch.long)
+    outputs = []
+    with torch.no_grad():
+        for k in range(module.num_paths):
+            module.weight.zero_()
+            module.weight[0, 0, k] = 1.0
+            outputs.append(module(x, species)[:, 0].ravel())
+    assert torch.linalg.matrix_rank(torch.stack(outputs)) == module.num_paths

@@ -105,25 +105,44 @@ class SymmetricProduct(ExactConstants):
             collect[s : s + ir.dim, o : o + ir.dim] = torch.eye(ir.dim, dtype=torch.float64) / math.sqrt(per_out[ir])
             path_of[s : s + ir.dim] = k
         self.num_paths = len(used)
+        # The weights are folded into the coupling tables once per call ([S, C, ...], no per-atom
+        # work), so per atom and channel B = A·W1 + Σ_i A_i (P2·W3)_i + P2·W2: two small batched
+        # matrix products; neither the [N·C, P2·A] third-order basis nor [N, C, width] weights are formed.
+        one_hot = nn.functional.one_hot(path_of, self.num_paths).to(torch.float64)  # [width, paths]
+        by_path = one_hot.t().unsqueeze(-1) * collect.unsqueeze(0)  # [paths, width, D_out]
+        d, p2, p3 = self.dim_in, dim_p2, dim_p3
+        folded = [by_path[:, :d].reshape(self.num_paths, -1)]  # W1[i, o]
+        if correlation >= 2:
+            w2 = by_path[:, d : d + p2].unsqueeze(2)  # [paths, P2, 1, D_out]
+            if correlation >= 3:
+                w3 = torch.einsum("xiw,pwo->pxio", t3[:p2, :, :p3], by_path[:, d + p2 :])  # [paths, P2, A, D_out]
+                w2 = torch.cat([w3, w2], dim=2)
+            folded.append(w2.reshape(self.num_paths, -1))  # per x: [W3[x, i, o] for i] then W2[x, o]
         self.register_constant("t2", t2.reshape(self.dim_in * self.dim_in, -1))
-        self.register_constant("t3", t3.reshape(-1, t3.size(-1)))
-        self.register_constant("collect", collect)
-        self.register_buffer("path_of", path_of, persistent=False)
+        self.register_constant("folded", torch.cat(folded, dim=1))
         self.weight = nn.Parameter(torch.randn(num_species, channels, self.num_paths))
 
     def forward(self, x: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
-        n, c = x.size(0), x.size(1)
-        a = x.reshape(n * c, self.dim_in)
-        parts = [a]
-        if self.correlation >= 2:
-            p2 = torch.matmul((a.unsqueeze(2) * a.unsqueeze(1)).view(n * c, -1), self.t2)
-            parts.append(p2[:, : self.dim_p2])
-            if self.correlation >= 3:
-                parts.append(torch.matmul((p2.unsqueeze(2) * a.unsqueeze(1)).view(n * c, -1), self.t3)[:, : self.dim_p3])
-        basis = torch.cat(parts, dim=1).view(n, c, -1)  # [N, C, width]
-        # Each component times its path's weight (for the atom's species), then summed into its output slot.
-        weights = self.weight.index_select(0, species).index_select(2, self.path_of)  # [N, C, width]
-        return torch.matmul(basis * weights, self.collect)
+        n, c, d, p2, out = x.size(0), x.size(1), self.dim_in, self.dim_p2, self.dim_out
+        cubic = d if self.correlation >= 3 else 0
+        tables = torch.matmul(self.weight, self.folded)  # [S, C, W1 | W3,W2]
+        result = x.new_zeros(n, c, out)
+        for s in range(tables.size(0)):
+            rows = torch.nonzero(species == s).squeeze(1)
+            if rows.numel() == 0:
+                continue
+            a = x.index_select(0, rows).transpose(0, 1)  # [C, n_s, D_in]
+            y = torch.bmm(a, tables[s, :, : d * out].reshape(c, d, out))
+            if self.correlation >= 2:
+                flat_a = a.reshape(-1, d)
+                pairs = torch.matmul((flat_a.unsqueeze(2) * flat_a.unsqueeze(1)).view(-1, d * d), self.t2)
+                h = torch.bmm(pairs[:, :p2].reshape(c, -1, p2), tables[s, :, d * out :].reshape(c, p2, (cubic + 1) * out))
+                h = h.view(c, -1, cubic + 1, out)
+                y = y + h[:, :, cubic]
+                if cubic > 0:
+                    y = y + (a.unsqueeze(-1) * h[:, :, :cubic]).sum(2)
+            result = result.index_copy(0, rows, y.transpose(0, 1))
+        return result
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.irreps_in} -> {self.irreps_out}, correlation {self.correlation}, {self.num_paths} paths)"

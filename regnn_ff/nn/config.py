@@ -22,6 +22,9 @@ class ModelConfig:
     Attributes:
         species: chemical symbols the model knows, e.g. ``["H", "O"]``.
         r_max: neighbour cutoff (Å).
+        last_r_max: cutoff of the last block (Å, at most ``r_max``); ``None`` = ``r_max``. The last
+            block couples directional features of neighbours (the costliest per-edge work), so a
+            shorter cutoff there buys speed; the receptive field is (num_layers - 1)·r_max + last_r_max.
         num_layers: number of interaction blocks.
         channels: channels per irrep of the hidden features.
         l_max: highest l of the spherical harmonics and of each atom's density (natural parity:
@@ -49,6 +52,7 @@ class ModelConfig:
 
     species: List[str]
     r_max: float = 5.0
+    last_r_max: Optional[float] = None
     num_layers: int = 2
     channels: int = 32
     l_max: int = 2
@@ -81,6 +85,11 @@ class ModelConfig:
             fail("species", f"has duplicates: {self.species}")
         if not self.r_max > 0:
             fail("r_max", f"must be > 0 Å, got {self.r_max}")
+        if self.last_r_max is None:
+            self.last_r_max = self.r_max
+        if not (isinstance(self.last_r_max, (int, float)) and 0 < self.last_r_max <= self.r_max):
+            fail("last_r_max", f"must be a cutoff in Å, > 0 and at most r_max ({self.r_max}), got {self.last_r_max!r}")
+        self.last_r_max = float(self.last_r_max)
         for key in ("num_layers", "channels", "num_basis", "radial_hidden", "readout_hidden", "relaxed_mul"):
             if not (isinstance(getattr(self, key), int) and getattr(self, key) >= 1):
                 fail(key, f"must be an integer >= 1, got {getattr(self, key)!r}")

@@ -7,7 +7,7 @@ The representation knows geometry and message passing only; the energy head is
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from e3nn import o3
@@ -44,6 +44,8 @@ class RelaxedRepresentation(nn.Module):
         density = natural_irreps(c.l_max) if c.correlation > 1 else hidden
         self.spherical_harmonics = o3.SphericalHarmonics(irreps_sh, normalize=True, normalization="component")
         self.radial_basis = BesselBasis(c.r_max, c.num_basis, c.cutoff_p)
+        self.last_r_max = float(c.last_r_max)
+        self.last_radial_basis = BesselBasis(c.last_r_max, c.num_basis, c.cutoff_p)
         self.embedding = nn.Parameter(torch.randn(len(c.species), c.channels))
         layers = []
         for k in range(c.num_layers):
@@ -85,13 +87,31 @@ class RelaxedRepresentation(nn.Module):
             # The last block works from the senders' side, which needs every edge both ways.
             raise ValueError("edge_index must be a full neighbour list (every pair in both directions); "
                              "an atom is the centre of a different number of edges than it is the neighbour of")
-        slot, neighbour, radial_row = padded_layout(edge_index, num_atoms, unique)
-        # Distances (and so radial weights) of mirrored edges are equal to the last bit: one MLP row each.
-        radial = with_zero_row(self.radial_basis(torch.linalg.norm(vectors[:unique], dim=1)))
-        sh = self.spherical_harmonics(pad_vectors(vectors, slot, neighbour.numel(), self.r_max))
+        lengths = torch.linalg.norm(vectors[:unique], dim=1)
+        edges = self._padded_edges(edge_index, vectors, self.radial_basis(lengths), unique, num_atoms)
+        last_edges = edges
+        if self.last_r_max < self.r_max:
+            # The last block sees only the pairs within its own cutoff (the same subset of both halves
+            # of a mirrored list, so its layout stays mirrored).
+            keep = torch.nonzero(lengths.detach() < self.last_r_max).squeeze(1)
+            selected = keep if unique == num_edges else torch.cat([keep, keep + unique])
+            last_edges = self._padded_edges(edge_index.index_select(1, selected), vectors.index_select(0, selected),
+                                            self.last_radial_basis(lengths.index_select(0, keep)), keep.numel(), num_atoms)
         x = self.embedding[species].unsqueeze(-1)
         scalars: List[torch.Tensor] = []
-        for layer in self.layers:
+        last = len(self.layers) - 1
+        for k, layer in enumerate(self.layers):
+            neighbour, sh, radial, radial_row = last_edges if k == last else edges
             x = layer(x, species, batch, neighbour, sh, radial, radial_row, field)
             scalars.append(x[:, :, 0])
         return scalars
+
+    def _padded_edges(self, edge_index: torch.Tensor, vectors: torch.Tensor, basis: torch.Tensor, unique: int,
+                      num_atoms: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(neighbour [N, K], sh [N·K, dim_Y], radial basis [unique + 1, num_basis], radial_row [N·K]) of
+        a full edge list whose first ``unique`` edges are all the distinct ones, with their radial ``basis``."""
+        slot, neighbour, radial_row = padded_layout(edge_index, num_atoms, unique)
+        # Distances (and so radial weights) of mirrored edges are equal to the last bit: one MLP row each.
+        radial = with_zero_row(basis)
+        sh = self.spherical_harmonics(pad_vectors(vectors, slot, neighbour.numel(), self.r_max))
+        return neighbour, sh, radial, radial_row

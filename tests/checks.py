@@ -24,10 +24,10 @@ def small_model(seed: int = 0, dtype=torch.float64, **overrides) -> RelaxedPoten
 
 
 def broken_water_model(field: bool = True) -> RelaxedPotential:
-    """A float64 H/O model (8 channels, r_max 3 Å, 2 layers, E-field input unless ``field=False``)
-    whose θ breaks the symmetry, so the lab frame matters: for checks that decompose a system."""
+    """A float64 H/O model (8 channels, r_max 3 Å, a last block of 2.5 Å, 2 layers, E-field input unless
+    ``field=False``) whose θ breaks the symmetry, so the lab frame matters: for checks that decompose a system."""
     torch.manual_seed(0)
-    config = dict(species=["H", "O"], channels=8, r_max=3.0, num_layers=2, l_relaxed=1,
+    config = dict(species=["H", "O"], channels=8, r_max=3.0, last_r_max=2.5, num_layers=2, l_relaxed=1,
                   field_irreps="1x1o" if field else None)
     model = RelaxedPotential(config).double().eval()
     with torch.no_grad():

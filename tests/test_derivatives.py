@@ -10,8 +10,8 @@ from checks import molecule_cluster, rel_err, small_model, triclinic_crystal
 STEP = 1e-5
 
 
-def _broken_model():
-    model = small_model(l_relaxed=2, field_irreps="1x1o")
+def _broken_model(**overrides):
+    model = small_model(l_relaxed=2, field_irreps="1x1o", **overrides)
     generator = torch.Generator().manual_seed(3)
     model.set_relaxed_weights([w + 0.3 * torch.randn(w.shape, generator=generator, dtype=w.dtype) for w in model.relaxed_weights()])
     return model
@@ -20,8 +20,9 @@ def _broken_model():
 FIELD = np.array([0.15, -0.25, 0.1])
 
 
-def test_forces_match_finite_differences():
-    model = _broken_model()
+@pytest.mark.parametrize("last_r_max", [None, 2.5], ids=["one cutoff", "shorter last cutoff"])
+def test_forces_match_finite_differences(last_r_max):
+    model = _broken_model(last_r_max=last_r_max)
     for atoms in (molecule_cluster(), triclinic_crystal()):
         forces = model.compute(atoms, field=FIELD)["forces"]
         numeric = np.zeros_like(forces)

@@ -1,7 +1,8 @@
 """The domain entry point (local + ghost atoms, as LAMMPS hands them) against the periodic model.
 
 A periodic water box is cut into domains as MPI ranks would hold it: each domain's local atoms, and
-ghosts (periodic images and other domains' atoms) within num_layers · r_max of them. Summed over
+ghosts (periodic images and other domains' atoms) within the receptive field of them
+((num_layers − 1)·r_max + last_r_max; the model's last block has the shorter cutoff). Summed over
 domains, local energies, ghost forces folded back onto their owners, virials and dipoles must equal
 the periodic model's energy, forces, −volume × stress and dipole (float64), also through the file
 written to disk; one decomposition cuts molecules across domains.
@@ -89,7 +90,7 @@ def test_domains_add_up_to_the_periodic_model(setup, parts):
         molecule_of = np.arange(len(atoms)) // 3
         assert any(len({int(np.nonzero([a in d for d in domains])[0][0]) for a in np.nonzero(molecule_of == m)[0]}) > 1
                    for m in range(len(atoms) // 3))
-    energy, forces, virial, dipole = _sum_over(atoms, entry, domains, model.config.num_layers * model.config.r_max,
+    energy, forces, virial, dipole = _sum_over(atoms, entry, domains, model.config.receptive_field,
                                                model.config.r_max)
     assert energy == pytest.approx(float(reference["energy"]), rel=1e-9, abs=1e-9)
     np.testing.assert_allclose(forces, reference["forces"], rtol=1e-7, atol=1e-9)
@@ -115,7 +116,7 @@ def test_the_file_names_its_entry_and_ghost_cutoff(setup):
     extra = {"regnn_ff.json": ""}
     torch.jit.load(str(path), _extra_files=extra)
     meta = json.loads(extra["regnn_ff.json"])
-    assert meta["entry"] == "domain" and meta["ghost_cutoff"] == pytest.approx(6.0)
+    assert meta["entry"] == "domain" and meta["ghost_cutoff"] == pytest.approx(5.5)
     assert meta["species"] == ["H", "O"] and meta["field_irreps"] == "1x1o"
 
 

@@ -178,7 +178,7 @@ run 20"""
     ("regnn field 0 0 0.1", "nofield.pt", "H O", COMM_CUTOFF, "metal", "the model has no field input"),
     ("regnn field 0 0.1", "domain.pt", "H O", COMM_CUTOFF, "metal", "has 3 components, 'field' gives 2"),
     ("regnn field 0 0 v_missing", "domain.pt", "H O", COMM_CUTOFF, "metal", "field variable 'missing' does not exist"),
-    ("regnn", "domain.pt", "H O", 5.0, "metal", "add 'comm_modify cutoff 8'"),
+    ("regnn", "domain.pt", "H O", 5.0, "metal", "add 'comm_modify cutoff 7.5'"),
     ("regnn", "model.pt", "H O", COMM_CUTOFF, "metal", "is not a domain model; export it with"),
     ("regnn", "missing.pt", "H O", COMM_CUTOFF, "metal", "cannot load 'missing.pt'"),
     ("regnn", "domain.pt", "H O", COMM_CUTOFF, "real", "needs 'units metal'"),

@@ -16,7 +16,7 @@ from checks import molecule_cluster, small_model
 from regnn_ff.data.datasets import KeyMap, Frame, read_frames, split_frames
 from regnn_ff.data.label import sample_configurations, write_frames
 from regnn_ff.evaluate import evaluate
-from regnn_ff.train import TrainConfig, load_checkpoint, load_run_config, train
+from regnn_ff.train import TrainConfig, load_checkpoint, load_run_config, model_from_checkpoint, train
 from regnn_ff.train.statistics import reference_energies
 
 
@@ -164,6 +164,31 @@ def test_checkpoint_of_an_earlier_architecture_is_refused_by_version(tmp_path):
     torch.save({"format": "regnn-ff-checkpoint", "version": 1, "model_config": {"species": ["H"]}}, path)
     with pytest.raises(ValueError, match=r"old.ckpt: checkpoint version 1 is not supported \(expects 2\)"):
         load_checkpoint(path)
+
+
+def test_checkpoint_from_before_last_r_max_loads_with_one_cutoff(tmp_path):
+    """Checkpoints written before the last block had its own cutoff used r_max in every block: they
+    must load as that model (the tensors alone would fit a shorter-cutoff model too)."""
+
+    model = small_model()
+    config = model.config.to_dict()
+    del config["last_r_max"]
+    path = tmp_path / "before.ckpt"
+    torch.save({"format": "regnn-ff-checkpoint", "version": 2, "model_config": config, "dtype": "float64",
+                "model_state": model.state_dict()}, path)
+    loaded = model_from_checkpoint(path)
+    assert loaded.config.last_r_max == loaded.config.r_max == 4.0
+    atoms = molecule_cluster()
+    assert loaded.compute(atoms)["energy"] == pytest.approx(model.compute(atoms)["energy"], rel=1e-12)
+
+
+def test_resume_refuses_a_model_that_differs_from_its_checkpoint(tmp_path, water_data):
+    run = train(TrainConfig.from_yaml(_config(tmp_path, water_data, optim={"max_epochs": 1})), echo=lambda s: None)
+    state = load_checkpoint(run / "last.ckpt")
+    state["model_config"]["last_r_max"] = 1.5  # as if the run had started under another default
+    torch.save(state, run / "last.ckpt")
+    with pytest.raises(ValueError, match=r"cannot resume .*: its checkpoint's model differs in last_r_max \(1.5 -> "):
+        train(load_run_config(run), resume=True, echo=lambda s: None)
 
 
 def test_two_process_gloo_run_matches_single_process(tmp_path, water_data):

@@ -8,7 +8,7 @@ The plugin (``regnnplugin.so``, sources next to this file) is built with CMake a
     plugin load /path/to/regnnplugin.so
     pair_style regnn field v_Ex v_Ey v_Ez        # V/Å, equal-style variables read every step
     pair_coeff * * model-domain.pt H O           # from `regnn export CKPT --domain`
-    comm_modify cutoff 10.0                      # ≥ num_layers × r_max + skin
+    comm_modify cutoff 10.0                      # ≥ receptive field + skin (the error names it)
 
 All quantities in LAMMPS ``units metal``: Å, eV, eV/Å, ps, bar; the dipole (``compute pair regnn``,
 c_ID[1..3]) in e·Å.

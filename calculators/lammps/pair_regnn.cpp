@@ -187,11 +187,11 @@ void PairREGNN::init_style()
     }
   }
 
-  // A local atom's energy depends on atoms num_layers * r_max away; atoms move up to the skin
+  // A local atom's energy depends on atoms up to the receptive field away; atoms move up to the skin
   // between re-neighbourings, so the ghost shell must reach that far plus the skin.
   const double needed = ghost_cutoff + neighbor->skin;
   if (comm->cutghostuser < needed - 1e-10 && ghost_cutoff > r_max)
-    error->all(FLERR, "pair regnn: the model needs ghost atoms to {:.6g} Å (num_layers × r_max {:.6g} + skin {:.6g}); add 'comm_modify cutoff {:.6g}'",
+    error->all(FLERR, "pair regnn: the model needs ghost atoms to {:.6g} Å (receptive field {:.6g} + skin {:.6g}); add 'comm_modify cutoff {:.6g}'",
                needed, ghost_cutoff, neighbor->skin, needed);
 
   neighbor->add_request(this, NeighConst::REQ_FULL | NeighConst::REQ_GHOST);

@@ -40,7 +40,7 @@ class PairREGNN : public Pair {
   std::vector<std::string> species;    // the model's species, in its index order
   std::vector<int64_t> type2species;   // LAMMPS type (1-based) -> model species index
   double r_max = 0.0;                  // Å, the model's neighbour cutoff
-  double ghost_cutoff = 0.0;           // Å, num_layers * r_max: ghosts needed for exact local energies
+  double ghost_cutoff = 0.0;           // Å, the receptive field ((num_layers - 1) r_max + last_r_max): ghosts for exact local energies
   std::string field_irreps;            // e.g. "1x1o" (E, V/Å); empty: no field input
   int field_dim = 0;                   // size of the model's field input
   bool has_dipole = false;             // the model has an E-field input, so a dipole output

@@ -2,9 +2,10 @@
 ghost atoms, and a neighbour list, instead of a periodic cell.
 
 Each MPI rank holds its local atoms and copies (ghosts) of every atom within the ghost cutoff of its
-domain. With ``num_layers`` blocks of cutoff ``r_max`` a local atom's energy depends on atoms up to
-``num_layers · r_max`` away, and a ghost's features are needed exactly up to that depth, so a ghost
-cutoff of ``num_layers · r_max`` makes the local energy exact (LAMMPS: ``comm_modify cutoff``). The
+domain. A local atom's energy depends on atoms up to the receptive field away ((num_layers − 1)·r_max
++ last_r_max, :attr:`ModelConfig.receptive_field`), and a ghost's features are needed exactly up to
+that depth, so a ghost cutoff of the receptive field makes the local energy exact (LAMMPS:
+``comm_modify cutoff``). The
 energy is summed over local atoms only; the forces on ghosts are the derivative of that energy and
 go back to their owners by reverse communication (``newton on``). The virial Σ r ⊗ f runs over local
 and ghost atoms ("fdotr"), which is exact for the local energy.
@@ -43,7 +44,7 @@ class DomainEnergy(nn.Module):
         self.field_irreps: str = str(model.config.field_irreps or "")
         self.field_dim = model.field_dim
         self.dipole_start = model.dipole_start
-        self.ghost_cutoff = float(model.config.num_layers * model.config.r_max)
+        self.ghost_cutoff = float(model.config.receptive_field)
 
     def forward(self, positions: torch.Tensor, species: torch.Tensor, edge_index: torch.Tensor, nlocal: int,
                 field: Optional[torch.Tensor]) -> Dict[str, torch.Tensor]:

@@ -125,6 +125,12 @@ class ModelConfig:
             self.field_irreps = str(irreps)
 
     @property
+    def receptive_field(self) -> float:
+        """Distance (Å) beyond which an atom cannot change another's energy: (num_layers − 1)·r_max +
+        last_r_max; also the ghost depth a spatially decomposed engine needs."""
+        return (self.num_layers - 1) * self.r_max + self.last_r_max
+
+    @property
     def has_source(self) -> bool:
         """True if the layers carry a symmetry-breaking source (θ and/or a field)."""
         return self.l_relaxed is not None or self.field_irreps is not None

@@ -40,6 +40,16 @@ def load_checkpoint(path: Union[str, Path]) -> Dict[str, Any]:
     return state
 
 
+def stored_model_config(state: Dict[str, Any], path: Union[str, Path]) -> ModelConfig:
+    """The model config a checkpoint was trained with; errors name ``path``."""
+    if "model_config" not in state:
+        raise ValueError(f"{path}: checkpoint has no 'model_config'")
+    stored = dict(state["model_config"])
+    # Written before the last block had a cutoff of its own: it used r_max, as every block did.
+    stored.setdefault("last_r_max", stored.get("r_max"))
+    return ModelConfig.from_dict(stored, f"{path}: model_config")
+
+
 def model_from_checkpoint(path: Union[str, Path], use_ema: bool = True) -> RelaxedPotential:
     """The model stored in a checkpoint (EMA weights when present), in its training dtype, eval mode."""
     return model_from_state(load_checkpoint(path), path, use_ema)
@@ -47,10 +57,10 @@ def model_from_checkpoint(path: Union[str, Path], use_ema: bool = True) -> Relax
 
 def model_from_state(state: Dict[str, Any], path: Union[str, Path], use_ema: bool = True) -> RelaxedPotential:
     """The model in a checkpoint already read by :func:`load_checkpoint` (``path`` names it in errors)."""
-    for key in ("model_config", "model_state"):
-        if key not in state:
-            raise ValueError(f"{path}: checkpoint has no '{key}'")
-    model = RelaxedPotential(ModelConfig.from_dict(state["model_config"], f"{path}: model_config"))
+    config = stored_model_config(state, path)
+    if "model_state" not in state:
+        raise ValueError(f"{path}: checkpoint has no 'model_state'")
+    model = RelaxedPotential(config)
     weights = state["ema_state"] if use_ema and state.get("ema_state") else state["model_state"]
     dtype = getattr(torch, state.get("dtype", "float32"))
     model = model.to(dtype)

@@ -27,7 +27,7 @@ from ..data.datasets import KeyMap, check_species, read_frames, species_in, spli
 from ..nn.potential import RelaxedPotential
 from ..validate import data_range, torch_device, warn_ignored_inputs
 from .batches import GraphCache, epoch_batches
-from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint, stored_model_config
 from .config import TrainConfig
 from .distributed import Context
 from .ema import WeightEMA
@@ -190,6 +190,12 @@ def _train(config: TrainConfig, resume: bool, echo: Callable[[str], None]) -> Pa
     start_epoch, best, stale, history = 0, math.inf, 0, []
     if resume:
         state = load_checkpoint(run_dir / "last.ckpt")
+        stored = stored_model_config(state, run_dir / "last.ckpt").to_dict()
+        changed = sorted(k for k, v in model.config.to_dict().items() if stored.get(k) != v)
+        if changed:  # e.g. a package default changed since the run started: same tensors, other model
+            raise ValueError(f"cannot resume {run_dir}: its checkpoint's model differs in "
+                             + ", ".join(f"{k} ({stored.get(k)!r} -> {getattr(model.config, k)!r})" for k in changed)
+                             + "; set these in the config, or start a new run_dir")
         model.load_state_dict(state["model_state"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])

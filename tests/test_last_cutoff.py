@@ -44,7 +44,7 @@ def test_last_block_sees_exactly_the_pairs_within_its_cutoff(structure, order):
     expected = _last_block_by_masking(model, graph)
     assert torch.allclose(got, expected, rtol=0, atol=1e-12), (got - expected).abs().max()
     # ...and the shorter cutoff changes the model: some pairs lie between the two cutoffs.
-    full = small_model(last_r_max=None)
+    full = small_model(last_r_max=4.0)
     assert (full.representation(graph[keys.POSITIONS], graph[keys.CELL], graph, None)[-1] - got).abs().max() > 1e-6
 
 
@@ -60,7 +60,7 @@ def test_an_atom_beyond_the_receptive_field_changes_nothing():
         graph = atoms_to_graph(atoms, ["H", "C", "O"], model.r_max, dtype=torch.float64)
         return model.atomic_energies(graph[keys.POSITIONS], graph[keys.CELL], graph, None)[0].item()
 
-    short, full = small_model(last_r_max=2.0), small_model(last_r_max=None)
+    short, full = small_model(last_r_max=2.0), small_model(last_r_max=4.0)
     assert energy_of_a(short, 1.5) == energy_of_a(short, 1.6)
     assert abs(energy_of_a(full, 1.5) - energy_of_a(full, 1.6)) > 1e-8
     assert short.config.receptive_field == 6.0 and full.config.receptive_field == 8.0
@@ -70,3 +70,10 @@ def test_an_atom_beyond_the_receptive_field_changes_nothing():
 def test_last_cutoff_outside_zero_to_r_max_is_refused(value):
     with pytest.raises(ValueError, match=r"'last_r_max' must be a cutoff in Å, > 0 and at most r_max \(5.0\)"):
         ModelConfig(species=["H"], r_max=5.0, last_r_max=value)
+
+
+def test_default_last_cutoff_is_3_5_angstrom_or_r_max():
+    assert ModelConfig(species=["H"]).last_r_max == 3.5
+    assert ModelConfig(species=["H"], r_max=3.0).last_r_max == 3.0
+    # Saved configs carry the resolved value, so a later default cannot change a stored model.
+    assert ModelConfig(species=["H"], r_max=6.0).to_dict()["last_r_max"] == 3.5

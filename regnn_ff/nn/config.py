@@ -13,6 +13,8 @@ from ase.data import atomic_numbers
 from e3nn import o3
 
 RELAXED_ENTRIES = ("both", "edge", "node")
+#: Å; the last block's default cutoff (chosen on bench/accuracy.py's Pareto plot, see the README).
+DEFAULT_LAST_R_MAX = 3.5
 
 
 @dataclass
@@ -22,9 +24,10 @@ class ModelConfig:
     Attributes:
         species: chemical symbols the model knows, e.g. ``["H", "O"]``.
         r_max: neighbour cutoff (Å).
-        last_r_max: cutoff of the last block (Å, at most ``r_max``); ``None`` = ``r_max``. The last
-            block couples directional features of neighbours (the costliest per-edge work), so a
-            shorter cutoff there buys speed; the receptive field is (num_layers - 1)·r_max + last_r_max.
+        last_r_max: cutoff of the last block (Å, at most ``r_max``); ``None`` = 3.5 Å, or ``r_max``
+            if that is shorter. The last block couples directional features of neighbours (the
+            costliest per-edge work), so a shorter cutoff there buys speed for some accuracy (the
+            README's Accuracy section has both); the receptive field is (num_layers - 1)·r_max + last_r_max.
         num_layers: number of interaction blocks.
         channels: channels per irrep of the hidden features.
         l_max: highest l of the spherical harmonics and of each atom's density (natural parity:
@@ -86,7 +89,7 @@ class ModelConfig:
         if not self.r_max > 0:
             fail("r_max", f"must be > 0 Å, got {self.r_max}")
         if self.last_r_max is None:
-            self.last_r_max = self.r_max
+            self.last_r_max = min(DEFAULT_LAST_R_MAX, self.r_max)
         if not (isinstance(self.last_r_max, (int, float)) and 0 < self.last_r_max <= self.r_max):
             fail("last_r_max", f"must be a cutoff in Å, > 0 and at most r_max ({self.r_max}), got {self.last_r_max!r}")
         self.last_r_max = float(self.last_r_max)

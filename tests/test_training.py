@@ -170,7 +170,7 @@ def test_checkpoint_from_before_last_r_max_loads_with_one_cutoff(tmp_path):
     """Checkpoints written before the last block had its own cutoff used r_max in every block: they
     must load as that model (the tensors alone would fit a shorter-cutoff model too)."""
 
-    model = small_model()
+    model = small_model(last_r_max=4.0)  # r_max in every block, as before last_r_max existed
     config = model.config.to_dict()
     del config["last_r_max"]
     path = tmp_path / "before.ckpt"

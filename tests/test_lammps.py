@@ -77,10 +77,16 @@ def _molecule_cut_at(atoms: Atoms, axis: int, plane: float) -> bool:
                                                             (2, "1 1 2", 64, 0), (2, "2 1 1", 32, 0),
                                                             (1, "1 1 1", 64, 10), (2, "1 1 2", 64, 10)])
 def test_energy_forces_virial_dipole_equal_ase(setup, nprocs, grid, precision, chunk):
-    """float64 to 1e-6 relative; a float32 model against the float32 ASE model to 1e-5 (its rounding);
+    """float64 to 1e-6 relative; a float32 model against the float32 ASE model to three times the
+    float32 model's own rounding (its forces against the float64 model's, ~1.4e-5 relative);
     ``chunk 10``: each rank's atoms evaluated in cells of at most ~10, each with its own shell."""
     root, plugin, atoms = setup
-    suffix, tolerance = ("", 1e-6) if precision == 64 else ("32", 1e-5)
+    suffix, tolerance = "", 1e-6
+    if precision == 32:
+        exact = _ase(atoms, root, FIELD).get_forces()
+        rounding = np.abs(_ase(atoms, root, FIELD, "model32.pt").get_forces() - exact).max() / np.abs(exact).max()
+        assert 1e-7 < rounding < 1e-4  # a float32 model, with nothing else wrong
+        suffix, tolerance = "32", 3 * rounding
     if nprocs > 1:  # the decomposition really cuts molecules across the two ranks
         axis = [int(n) for n in grid.split()].index(2)
         assert _molecule_cut_at(atoms, axis, atoms.cell.lengths()[axis] / 2)

@@ -137,10 +137,11 @@ class SymmetricProduct(ExactConstants):
                 flat_a = a.reshape(-1, d)
                 pairs = torch.matmul((flat_a.unsqueeze(2) * flat_a.unsqueeze(1)).view(-1, d * d), self.t2)
                 h = torch.bmm(pairs[:, :p2].reshape(c, -1, p2), tables[s, :, d * out :].reshape(c, p2, (cubic + 1) * out))
-                h = h.view(c, -1, cubic + 1, out)
-                y = y + h[:, :, cubic]
+                # split, not slices: autograd joins the parts' gradients instead of zeroing h per slice
+                h_cubic, h_square = torch.split(h.view(c, -1, cubic + 1, out), [cubic, 1], dim=2)
+                y = y + h_square.squeeze(2)
                 if cubic > 0:
-                    y = y + (a.unsqueeze(-1) * h[:, :, :cubic]).sum(2)
+                    y = y + (a.unsqueeze(-1) * h_cubic).sum(2)
             result = result.index_copy(0, rows, y.transpose(0, 1))
         return result
 

@@ -2,6 +2,6 @@
 
 from .nn import ModelConfig, RelaxedPotential
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = ["ModelConfig", "RelaxedPotential", "__version__"]

@@ -72,8 +72,8 @@ def test_last_cutoff_outside_zero_to_r_max_is_refused(value):
         ModelConfig(species=["H"], r_max=5.0, last_r_max=value)
 
 
-def test_default_last_cutoff_is_3_5_angstrom_or_r_max():
-    assert ModelConfig(species=["H"]).last_r_max == 3.5
-    assert ModelConfig(species=["H"], r_max=3.0).last_r_max == 3.0
+def test_default_last_cutoff_is_3_angstrom_or_r_max():
+    assert ModelConfig(species=["H"]).last_r_max == 3.0
+    assert ModelConfig(species=["H"], r_max=2.5).last_r_max == 2.5
     # Saved configs carry the resolved value, so a later default cannot change a stored model.
-    assert ModelConfig(species=["H"], r_max=6.0).to_dict()["last_r_max"] == 3.5
+    assert ModelConfig(species=["H"], r_max=6.0).to_dict()["last_r_max"] == 3.0

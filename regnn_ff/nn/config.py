@@ -14,7 +14,7 @@ from e3nn import o3
 
 RELAXED_ENTRIES = ("both", "edge", "node")
 #: Å; the last block's default cutoff (chosen on bench/accuracy.py's Pareto plot, see the README).
-DEFAULT_LAST_R_MAX = 3.5
+DEFAULT_LAST_R_MAX = 3.0
 
 
 @dataclass
@@ -24,7 +24,7 @@ class ModelConfig:
     Attributes:
         species: chemical symbols the model knows, e.g. ``["H", "O"]``.
         r_max: neighbour cutoff (Å).
-        last_r_max: cutoff of the last block (Å, at most ``r_max``); ``None`` = 3.5 Å, or ``r_max``
+        last_r_max: cutoff of the last block (Å, at most ``r_max``); ``None`` = 3.0 Å, or ``r_max``
             if that is shorter. The last block couples directional features of neighbours (the
             costliest per-edge work), so a shorter cutoff there buys speed for some accuracy (the
             README's Accuracy section has both); the receptive field is (num_layers - 1)·r_max + last_r_max.

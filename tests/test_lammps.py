@@ -22,7 +22,7 @@ from regnn_ff.export.lammps import save_domain_model
 from regnn_ff.export.torchscript import save_scripted
 
 FIELD = (0.1, -0.2, 0.3)  # V/Å
-COMM_CUTOFF = 8.0  # Å: 2 layers × r_max 3 Å + the default metal skin 2 Å
+COMM_CUTOFF = 8.0  # Å: at least the receptive field (r_max 3 Å + last_r_max 2.5 Å) + the default metal skin 2 Å
 
 
 @pytest.fixture(scope="module")

@@ -196,7 +196,7 @@ class FilteredConvolution(ExactConstants):
         x_chunks = torch.split(x_j, self.comp_chunks, dim=1)
         weight_chunks = torch.split(weights, self.path_chunks, dim=1)
         out = x_rows.new_zeros(rows, self.dim_out, x_rows.size(2))
-        for g, (p0, p1, s0, d, q0, q1) in enumerate(self.groups):
+        for g, (*_, q0, q1) in enumerate(self.groups):
             cols = table[:, :, q0 * self.dim_out : q1 * self.dim_out]
             if table.size(0) == 1:
                 edge_table = torch.matmul(sh_block, cols[0])
